@@ -1,0 +1,590 @@
+/* config.c: libconfig file -> struct config.
+ *
+ * Trusts nothing in the file: every key is looked up in a table, every value
+ * type- and range-checked, every problem reported with its line number, and
+ * loading goes on after the first problem so one run shows them all.  A config
+ * is only handed out when it had no problem at all. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "config.h"
+#include "service.h"
+#include "util.h"
+
+struct report {
+        const char *file;
+        config_report_fn fn;
+        void *userdata;
+        unsigned n_errors;
+};
+
+static void report(struct report *rep, int line, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void report(struct report *rep, int line, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        int r = vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                (void) xsnprintf(msg, sizeof msg, "(unprintable problem)");
+
+        rep->n_errors++;
+        if (rep->fn)
+                rep->fn(rep->file, line, msg, rep->userdata);
+}
+
+static const char *check_listener_name(const char *v)
+{
+        /* Also a systemd FileDescriptorName=: no ':' and nothing odd. */
+        for (const char *p = v; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+                        return "may contain only letters, digits, '-', '_' and '.'";
+        return NULL;
+}
+
+#define LIMIT_INT(field, lo, hi, def, text)                                                  \
+        { .name = #field, .type = CONFIG_KEY_INT, .min = (lo), .max = (hi),                  \
+          .offset = offsetof(struct limits_config, field), .default_int = (def), .doc = (text) }
+
+static const struct config_key limits_keys[] = {
+        LIMIT_INT(max_children, 1, 65536, 256, "most clients served at once, all listeners together"),
+        LIMIT_INT(max_per_source, 1, 65536, 16, "most clients served at once from one IP address"),
+        LIMIT_INT(idle_timeout, 1, 86400, 30, "seconds a client may stay silent (or not read) before it is dropped"),
+        LIMIT_INT(total_timeout, 1, 604800, 300, "seconds one request may take in all"),
+        LIMIT_INT(grace_period, 0, 3600, 10, "seconds running clients get to finish on SIGTERM before they are ended"),
+        {}
+};
+
+static const struct config_key log_keys[] = {
+        { .name = "target", .type = CONFIG_KEY_ENUM, .offset = offsetof(struct log_config, target),
+          .default_str = "auto", .choices = "auto|journal|stderr",
+          .doc = "where log entries go; auto: journald when its socket exists and stderr is not a terminal" },
+        { .name = "level", .type = CONFIG_KEY_ENUM, .offset = offsetof(struct log_config, level),
+          .default_str = "info", .choices = "debug|info|notice|warning|error",
+          .doc = "least important entries logged; one entry per request is logged at info" },
+        {}
+};
+
+static const struct config_key listener_keys[] = {
+        { .name = "name", .type = CONFIG_KEY_STRING, .min = 1, .max = 64, .required = true,
+          .offset = offsetof(struct listener_config, name), .check = check_listener_name,
+          .doc = "unique name; logged as LISTENER and matched to a socket unit's FileDescriptorName=" },
+        { .name = "service", .type = CONFIG_KEY_STRING, .min = 1, .max = 32, .required = true,
+          .offset = offsetof(struct listener_config, service_name),
+          .doc = "which service this listener runs" },
+        { .name = "transport", .type = CONFIG_KEY_ENUM, .required = true, .choices = "tcp|udp",
+          .offset = offsetof(struct listener_config, transport_name),
+          .doc = "tcp or udp; must be one the service supports" },
+        { .name = "address", .type = CONFIG_KEY_STRING, .min = 1, .max = 64, .default_str = "::",
+          .offset = offsetof(struct listener_config, address),
+          .doc = "numeric IPv4 or IPv6 address to bind; \"::\" takes IPv4 and IPv6" },
+        { .name = "port", .type = CONFIG_KEY_INT, .min = 1, .max = 65535, .required = true,
+          .offset = offsetof(struct listener_config, port), .doc = "port to bind" },
+        { .name = "backlog", .type = CONFIG_KEY_INT, .min = 1, .max = 65535, .default_int = 128,
+          .offset = offsetof(struct listener_config, backlog),
+          .doc = "listen(2) backlog of a tcp listener" },
+        {}
+};
+
+static const struct config_key *find_key(const struct config_key *keys, const char *name)
+{
+        for (const struct config_key *k = keys; k && k->name; k++)
+                if (strcmp(k->name, name) == 0)
+                        return k;
+        return NULL;
+}
+
+static bool enum_has(const char *choices, const char *value)
+{
+        size_t n = strlen(value);
+
+        for (const char *p = choices; p && *p;) {
+                const char *bar = strchr(p, '|');
+                size_t len = bar ? (size_t) (bar - p) : strlen(p);
+
+                if (len == n && strncmp(p, value, n) == 0)
+                        return true;
+                p = bar ? bar + 1 : NULL;
+        }
+        return false;
+}
+
+void config_keys_init(const struct config_key *keys, void *target)
+{
+        for (const struct config_key *k = keys; k && k->name; k++) {
+                void *field = (char *) target + k->offset;
+
+                switch (k->type) {
+                case CONFIG_KEY_INT:
+                        *(int64_t *) field = k->default_int;
+                        break;
+                case CONFIG_KEY_BOOL:
+                        *(bool *) field = k->default_int != 0;
+                        break;
+                case CONFIG_KEY_STRING:
+                case CONFIG_KEY_ENUM:
+                        *(char **) field = k->default_str ? strdup(k->default_str) : NULL;
+                        break;
+                }
+        }
+}
+
+void config_keys_done(const struct config_key *keys, void *target)
+{
+        for (const struct config_key *k = keys; k && k->name; k++) {
+                if (k->type == CONFIG_KEY_STRING || k->type == CONFIG_KEY_ENUM) {
+                        char **field = (char **) ((char *) target + k->offset);
+                        free(*field);
+                        *field = NULL;
+                }
+        }
+}
+
+static const char *type_name(int libconfig_type)
+{
+        switch (libconfig_type) {
+        case CONFIG_TYPE_GROUP: return "a group";
+        case CONFIG_TYPE_INT:
+        case CONFIG_TYPE_INT64: return "an integer";
+        case CONFIG_TYPE_FLOAT: return "a float";
+        case CONFIG_TYPE_STRING: return "a string";
+        case CONFIG_TYPE_BOOL: return "a boolean";
+        case CONFIG_TYPE_ARRAY: return "an array";
+        case CONFIG_TYPE_LIST: return "a list";
+        default: return "an unknown type";
+        }
+}
+
+/* Read one setting into target according to its key. */
+static void read_value(struct report *rep, const config_setting_t *s, const struct config_key *k,
+                       void *target, const char *where)
+{
+        int line = (int) config_setting_source_line(s);
+        int type = config_setting_type(s);
+        void *field = (char *) target + k->offset;
+
+        switch (k->type) {
+        case CONFIG_KEY_INT: {
+                if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+                        report(rep, line, "%s%s: must be an integer, not %s", where, k->name,
+                               type_name(type));
+                        return;
+                }
+                long long v = config_setting_get_int64(s);
+                if (v < k->min || v > k->max) {
+                        report(rep, line, "%s%s: %lld is out of range %lld..%lld", where, k->name,
+                               v, (long long) k->min, (long long) k->max);
+                        return;
+                }
+                *(int64_t *) field = v;
+                return;
+        }
+        case CONFIG_KEY_BOOL:
+                if (type != CONFIG_TYPE_BOOL) {
+                        report(rep, line, "%s%s: must be true or false, not %s", where, k->name,
+                               type_name(type));
+                        return;
+                }
+                *(bool *) field = config_setting_get_bool(s) != 0;
+                return;
+        case CONFIG_KEY_STRING:
+        case CONFIG_KEY_ENUM: {
+                if (type != CONFIG_TYPE_STRING) {
+                        report(rep, line, "%s%s: must be a string, not %s", where, k->name,
+                               type_name(type));
+                        return;
+                }
+                const char *v = config_setting_get_string(s);
+                size_t len = strlen(v);
+                char esc[128];
+
+                if (k->type == CONFIG_KEY_ENUM && !enum_has(k->choices, v)) {
+                        text_escape(esc, sizeof esc, (const uint8_t *) v, len);
+                        report(rep, line, "%s%s: \"%s\" is not one of %s", where, k->name, esc,
+                               k->choices);
+                        return;
+                }
+                if (k->type == CONFIG_KEY_STRING && ((int64_t) len < k->min || (int64_t) len > k->max)) {
+                        report(rep, line, "%s%s: length %zu is out of range %lld..%lld", where,
+                               k->name, len, (long long) k->min, (long long) k->max);
+                        return;
+                }
+                const char *why = k->check ? k->check(v) : NULL;
+                if (why) {
+                        text_escape(esc, sizeof esc, (const uint8_t *) v, len);
+                        report(rep, line, "%s%s: \"%s\" %s", where, k->name, esc, why);
+                        return;
+                }
+                char *copy = strdup(v);
+                if (!copy) {
+                        report(rep, line, "out of memory");
+                        return;
+                }
+                free(*(char **) field);
+                *(char **) field = copy;
+                return;
+        }
+        }
+}
+
+/* Read the members of a group setting using one or two key tables. */
+static void read_group(struct report *rep, const config_setting_t *group,
+                       const struct config_key *keys, void *target,
+                       const struct config_key *keys2, void *target2, const char *where,
+                       const char *unknown_hint)
+{
+        int n = config_setting_length(group);
+
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *s = config_setting_get_elem(group, (unsigned) i);
+                const char *name = config_setting_name(s);
+                const struct config_key *k;
+
+                if ((k = find_key(keys, name)))
+                        read_value(rep, s, k, target, where);
+                else if (keys2 && (k = find_key(keys2, name)))
+                        read_value(rep, s, k, target2, where);
+                else
+                        report(rep, (int) config_setting_source_line(s), "%sunknown key '%s'%s",
+                               where, name, unknown_hint ? unknown_hint : "");
+        }
+
+        for (const struct config_key *t = keys; t && t->name; t++)
+                if (t->required && !config_setting_get_member(group, t->name))
+                        report(rep, (int) config_setting_source_line(group),
+                               "%smissing required key '%s'", where, t->name);
+}
+
+static bool is_group(struct report *rep, const config_setting_t *s, const char *what)
+{
+        if (config_setting_type(s) == CONFIG_TYPE_GROUP)
+                return true;
+        report(rep, (int) config_setting_source_line(s), "%s must be a group { ... }, not %s", what,
+               type_name(config_setting_type(s)));
+        return false;
+}
+
+static int parse_address(struct listener_config *l)
+{
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &l->sockaddr;
+        struct sockaddr_in *in4 = (struct sockaddr_in *) &l->sockaddr;
+
+        memset(&l->sockaddr, 0, sizeof l->sockaddr);
+        if (inet_pton(AF_INET, l->address, &in4->sin_addr) == 1) {
+                in4->sin_family = AF_INET;
+                in4->sin_port = htons((uint16_t) l->port);
+                l->sockaddr_len = sizeof *in4;
+                return 0;
+        }
+        if (inet_pton(AF_INET6, l->address, &in6->sin6_addr) == 1) {
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons((uint16_t) l->port);
+                l->sockaddr_len = sizeof *in6;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static void listener_done(struct listener_config *l)
+{
+        if (l->service && l->options) {
+                config_keys_done(l->service->keys, l->options);
+                free(l->options);
+        }
+        config_keys_done(listener_keys, l);
+}
+
+static void read_listener(struct report *rep, const config_setting_t *s, struct listener_config *l)
+{
+        int line = (int) config_setting_source_line(s);
+        const config_setting_t *svc = config_setting_get_member(s, "service");
+        char where[96];
+
+        l->line = line;
+        config_keys_init(listener_keys, l);
+
+        /* The service decides which extra keys are allowed, so find it first. */
+        if (svc && config_setting_type(svc) == CONFIG_TYPE_STRING) {
+                const char *name = config_setting_get_string(svc);
+                l->service = service_find(name);
+                if (!l->service) {
+                        char esc[64], list[256] = "";
+                        size_t n_services;
+                        const struct service *const *table = service_table(&n_services);
+
+                        for (size_t i = 0; i < n_services; i++) {
+                                size_t used = strlen(list);
+                                (void) xsnprintf(list + used, sizeof list - used, "%s%s",
+                                                 i ? ", " : "", table[i]->name);
+                        }
+                        text_escape(esc, sizeof esc, (const uint8_t *) name, strlen(name));
+                        report(rep, (int) config_setting_source_line(svc),
+                               "listener: service: unknown service \"%s\" (known: %s)", esc, list);
+                }
+        }
+
+        const config_setting_t *nm = config_setting_get_member(s, "name");
+        if (nm && config_setting_type(nm) == CONFIG_TYPE_STRING)
+                (void) xsnprintf(where, sizeof where, "listener '%.64s': ", config_setting_get_string(nm));
+        else
+                (void) xsnprintf(where, sizeof where, "listener: ");
+
+        if (l->service && l->service->keys) {
+                l->options = calloc(1, l->service->options_size);
+                if (!l->options) {
+                        report(rep, line, "out of memory");
+                        return;
+                }
+                config_keys_init(l->service->keys, l->options);
+        }
+
+        char hint[64] = "";
+        if (l->service)
+                (void) xsnprintf(hint, sizeof hint, " (for service %s)", l->service->name);
+        read_group(rep, s, listener_keys, l, l->service ? l->service->keys : NULL, l->options,
+                   where, hint);
+
+        if (!l->service || !l->name || !l->transport_name || !l->address)
+                return;
+
+        l->socktype = strcmp(l->transport_name, "tcp") == 0 ? SOCK_STREAM : SOCK_DGRAM;
+        if (l->socktype != l->service->socktype)
+                report(rep, line, "%sservice %s runs over %s only, not %s", where, l->service->name,
+                       l->service->socktype == SOCK_STREAM ? "tcp" : "udp", l->transport_name);
+
+        if (parse_address(l) < 0) {
+                char esc[80];
+                text_escape(esc, sizeof esc, (const uint8_t *) l->address, strlen(l->address));
+                const config_setting_t *a = config_setting_get_member(s, "address");
+                report(rep, a ? (int) config_setting_source_line(a) : line,
+                       "%saddress: \"%s\" is not a numeric IPv4 or IPv6 address", where, esc);
+        }
+
+        if (l->service->options_check && l->options) {
+                char buf[256];
+                const char *why = l->service->options_check(l->options, buf, sizeof buf);
+                if (why)
+                        report(rep, line, "%s%s", where, why);
+        }
+}
+
+static bool same_endpoint(const struct listener_config *a, const struct listener_config *b)
+{
+        return a->socktype == b->socktype && a->sockaddr_len == b->sockaddr_len &&
+               memcmp(&a->sockaddr, &b->sockaddr, a->sockaddr_len) == 0;
+}
+
+static int level_from_name(const char *s)
+{
+        static const struct { const char *name; int level; } levels[] = {
+                { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "notice", LOG_NOTICE },
+                { "warning", LOG_WARNING }, { "error", LOG_ERR },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(levels); i++)
+                if (strcmp(levels[i].name, s) == 0)
+                        return levels[i].level;
+        return LOG_INFO;
+}
+
+static void read_root(struct report *rep, config_t *lc, struct config *c)
+{
+        const config_setting_t *root = config_root_setting(lc);
+        const config_setting_t *listeners = NULL;
+        int n = config_setting_length(root);
+
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *s = config_setting_get_elem(root, (unsigned) i);
+                const char *name = config_setting_name(s);
+
+                if (strcmp(name, "limits") == 0) {
+                        if (is_group(rep, s, "limits"))
+                                read_group(rep, s, limits_keys, &c->limits, NULL, NULL, "limits: ", NULL);
+                } else if (strcmp(name, "log") == 0) {
+                        if (is_group(rep, s, "log"))
+                                read_group(rep, s, log_keys, &c->log, NULL, NULL, "log: ", NULL);
+                } else if (strcmp(name, "listeners") == 0) {
+                        int t = config_setting_type(s);
+                        if (t != CONFIG_TYPE_LIST && !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+                                report(rep, (int) config_setting_source_line(s),
+                                       "listeners must be a list ( { ... }, ... ), not %s", type_name(t));
+                        else
+                                listeners = s;
+                } else
+                        report(rep, (int) config_setting_source_line(s),
+                               "unknown key '%s' (expected limits, log or listeners)", name);
+        }
+
+        if (!listeners) {
+                report(rep, 0, "no listeners: add a 'listeners = ( ... );' list");
+                return;
+        }
+
+        n = config_setting_length(listeners);
+        if (n == 0) {
+                report(rep, (int) config_setting_source_line(listeners), "listeners: the list is empty");
+                return;
+        }
+        c->listeners = calloc((size_t) n, sizeof *c->listeners);
+        if (!c->listeners) {
+                report(rep, 0, "out of memory");
+                return;
+        }
+        c->n_listeners = (size_t) n;
+
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *s = config_setting_get_elem(listeners, (unsigned) i);
+                struct listener_config *l = &c->listeners[i];
+
+                if (!is_group(rep, s, "each listener"))
+                        continue;
+                read_listener(rep, s, l);
+
+                for (int j = 0; j < i; j++) {
+                        const struct listener_config *o = &c->listeners[j];
+                        if (l->name && o->name && strcmp(l->name, o->name) == 0)
+                                report(rep, l->line, "listener '%s': name already used at line %d",
+                                       l->name, o->line);
+                        else if (l->service && o->service && l->sockaddr_len && o->sockaddr_len &&
+                                 same_endpoint(l, o))
+                                report(rep, l->line,
+                                       "listener '%s': same transport, address and port as listener '%s' (line %d)",
+                                       l->name, o->name, o->line);
+                }
+        }
+}
+
+int config_load(const char *path, config_report_fn report_fn, void *userdata, struct config **ret)
+{
+        struct report rep = { .file = path, .fn = report_fn, .userdata = userdata };
+        struct config *c = NULL;
+        config_t lc;
+        FILE *f;
+
+        f = fopen(path, "re");
+        if (!f) {
+                char msg[256];
+                (void) xsnprintf(msg, sizeof msg, "cannot open: %s", strerror(errno));
+                rep.n_errors++;
+                if (report_fn)
+                        report_fn(path, 0, msg, userdata);
+                return -EINVAL;
+        }
+
+        config_init(&lc);
+        if (!config_read(&lc, f)) {
+                const char *efile = config_error_file(&lc);
+                report(&rep, config_error_line(&lc), "%s%s%s", config_error_text(&lc),
+                       efile ? " in " : "", efile ? efile : "");
+                config_destroy(&lc);
+                (void) fclose(f);
+                return -EINVAL;
+        }
+        (void) fclose(f);
+
+        c = calloc(1, sizeof *c);
+        if (!c) {
+                config_destroy(&lc);
+                return -ENOMEM;
+        }
+        c->path = strdup(path);
+        config_keys_init(limits_keys, &c->limits);
+        config_keys_init(log_keys, &c->log);
+
+        read_root(&rep, &lc, c);
+        config_destroy(&lc);
+
+        if (!c->path || !c->log.target || !c->log.level) {
+                config_free(c);
+                return -ENOMEM;
+        }
+        if (rep.n_errors > 0) {
+                config_free(c);
+                return -EINVAL;
+        }
+
+        c->log_target = strcmp(c->log.target, "journal") == 0 ? LOG_TARGET_JOURNAL :
+                        strcmp(c->log.target, "stderr") == 0 ? LOG_TARGET_STDERR : LOG_TARGET_AUTO;
+        c->log_level = level_from_name(c->log.level);
+        *ret = c;
+        return 0;
+}
+
+struct config *config_free(struct config *c)
+{
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n_listeners; i++)
+                listener_done(&c->listeners[i]);
+        free(c->listeners);
+        config_keys_done(log_keys, &c->log);
+        free(c->path);
+        free(c);
+        return NULL;
+}
+
+const struct listener_config *config_find_listener(const struct config *c, const char *name)
+{
+        for (size_t i = 0; c && i < c->n_listeners; i++)
+                if (strcmp(c->listeners[i].name, name) == 0)
+                        return &c->listeners[i];
+        return NULL;
+}
+
+void config_format_endpoint(const struct listener_config *l, char *buf, size_t size)
+{
+        if (l->sockaddr.ss_family == AF_INET6)
+                (void) xsnprintf(buf, size, "[%s]:%u", l->address, (unsigned) l->port);
+        else
+                (void) xsnprintf(buf, size, "%s:%u", l->address, (unsigned) l->port);
+}
+
+static void list_table(FILE *f, const char *section, const struct config_key *keys)
+{
+        for (const struct config_key *k = keys; k && k->name; k++) {
+                char def[96] = "";
+
+                switch (k->type) {
+                case CONFIG_KEY_INT:
+                        (void) xsnprintf(def, sizeof def, "integer %lld..%lld, default %lld",
+                                         (long long) k->min, (long long) k->max, (long long) k->default_int);
+                        break;
+                case CONFIG_KEY_BOOL:
+                        (void) xsnprintf(def, sizeof def, "boolean, default %s", k->default_int ? "true" : "false");
+                        break;
+                case CONFIG_KEY_STRING:
+                        (void) xsnprintf(def, sizeof def, "string, default \"%s\"", k->default_str ? k->default_str : "");
+                        break;
+                case CONFIG_KEY_ENUM:
+                        (void) xsnprintf(def, sizeof def, "one of %s, default \"%s\"", k->choices,
+                                         k->default_str ? k->default_str : "");
+                        break;
+                }
+                fprintf(f, "%s.%s\t%s%s\t%s\n", section, k->name, k->required ? "required " : "", def, k->doc);
+        }
+}
+
+void config_list_keys(FILE *f)
+{
+        size_t n;
+        const struct service *const *table = service_table(&n);
+
+        list_table(f, "limits", limits_keys);
+        list_table(f, "log", log_keys);
+        list_table(f, "listener", listener_keys);
+        for (size_t i = 0; i < n; i++) {
+                char section[64];
+                (void) xsnprintf(section, sizeof section, "listener[service=%s]", table[i]->name);
+                list_table(f, section, table[i]->keys);
+        }
+}

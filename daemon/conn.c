@@ -1,0 +1,164 @@
+/* conn.c: bounded blocking I/O for the child (see conn.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "util.h"
+
+uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail with a valid clock id */
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
+{
+        c->remote_addr[0] = '\0';
+        c->remote_port = 0;
+
+        if (sa->sa_family == AF_INET && len >= (socklen_t) sizeof(struct sockaddr_in)) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                (void) inet_ntop(AF_INET, &in->sin_addr, c->remote_addr, sizeof c->remote_addr);
+                c->remote_port = ntohs(in->sin_port);
+        } else if (sa->sa_family == AF_INET6 && len >= (socklen_t) sizeof(struct sockaddr_in6)) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+                        (void) inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], c->remote_addr,
+                                         sizeof c->remote_addr);
+                else
+                        (void) inet_ntop(AF_INET6, &in6->sin6_addr, c->remote_addr, sizeof c->remote_addr);
+                c->remote_port = ntohs(in6->sin6_port);
+        }
+        if (c->remote_addr[0] == '\0')
+                (void) xsnprintf(c->remote_addr, sizeof c->remote_addr, "unknown");
+}
+
+/* Milliseconds to wait: the smaller of `want` and what the deadline leaves.
+ * Return: -1 if the deadline already passed. */
+static int wait_ms(const struct conn *c, uint64_t want_usec, bool *ret_limited)
+{
+        uint64_t now = now_usec();
+        uint64_t idle = (uint64_t) c->limits->idle_timeout * 1000000u;
+        uint64_t w = want_usec ? want_usec : idle;
+        bool limited = want_usec == 0 || want_usec >= idle;
+
+        if (w > idle)
+                w = idle;
+        if (now >= c->deadline_usec)
+                return -1;
+        if (c->deadline_usec - now <= w) {
+                w = c->deadline_usec - now;
+                limited = true;
+        }
+        *ret_limited = limited;
+        /* Round up so we never wake a hair early and spin. */
+        return (int) ((w + 999) / 1000);
+}
+
+static int wait_for(struct conn *c, short events, uint64_t want_usec)
+{
+        for (;;) {
+                bool limited;
+                int ms = wait_ms(c, want_usec, &limited);
+                if (ms < 0)
+                        return -ETIMEDOUT;
+
+                struct pollfd p = { .fd = c->fd, .events = events };
+                int r = poll(&p, 1, ms);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r > 0)
+                        return 1;
+                return limited ? -ETIMEDOUT : 0;
+        }
+}
+
+int conn_wait_readable(struct conn *c, uint64_t wait_usec)
+{
+        return wait_for(c, POLLIN, wait_usec);
+}
+
+ssize_t conn_read(struct conn *c, void *buf, size_t size)
+{
+        for (;;) {
+                ssize_t n = recv(c->fd, buf, size, 0);
+                if (n >= 0) {
+                        c->bytes_in += (uint64_t) n;
+                        return n;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                        return -errno;
+
+                int r = wait_for(c, POLLIN, 0);
+                if (r < 0)
+                        return r;
+        }
+}
+
+int conn_write_all(struct conn *c, const void *buf, size_t n)
+{
+        const uint8_t *p = buf;
+        size_t done = 0;
+
+        while (done < n) {
+                ssize_t k = send(c->fd, p + done, n - done, MSG_NOSIGNAL);
+                if (k >= 0) {
+                        done += (size_t) k;
+                        c->bytes_out += (uint64_t) k;
+                        continue;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                        return -errno;
+
+                int r = wait_for(c, POLLOUT, 0);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void conn_close_lingering(struct conn *c, uint64_t linger_usec)
+{
+        uint8_t sink[4096];
+        uint64_t until = now_usec() + linger_usec;
+
+        if (c->fd < 0)
+                return;
+        if (shutdown(c->fd, SHUT_WR) < 0) {
+                c->fd = safe_close(c->fd);
+                return;
+        }
+
+        for (;;) {
+                uint64_t now = now_usec();
+                if (now >= until)
+                        break;
+
+                struct pollfd p = { .fd = c->fd, .events = POLLIN };
+                int r = poll(&p, 1, (int) ((until - now + 999) / 1000));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        break;
+
+                ssize_t k = recv(c->fd, sink, sizeof sink, 0);
+                if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (k <= 0)
+                        break; /* EOF: the client closed after reading our reply */
+        }
+        c->fd = safe_close(c->fd);
+}

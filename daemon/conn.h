@@ -1,0 +1,51 @@
+/* conn.h: one client connection, as seen by the forked child that serves it.
+ *
+ * Wraps the socket with the two deadlines every request has: an idle timeout
+ * (no progress for that long ends the request) and a total deadline (trickling
+ * bytes cannot extend it).  All I/O is poll()-bounded; the socket is
+ * non-blocking. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+struct conn {
+        int fd;
+        const struct listener_config *listener;
+        const struct limits_config *limits;
+        char remote_addr[64];      /* numeric, no brackets; IPv4-mapped shown as IPv4 */
+        unsigned remote_port;
+        uint64_t start_usec;       /* CLOCK_MONOTONIC */
+        uint64_t deadline_usec;    /* start + total_timeout */
+        uint64_t bytes_in;
+        uint64_t bytes_out;
+};
+
+uint64_t now_usec(void);
+
+/* Fill remote_addr/remote_port from a peer address. */
+void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len);
+
+/* Wait until fd is readable, for at most wait_usec (or the idle timeout if
+ * wait_usec is 0), never past the total deadline.
+ * Return: 1 readable; 0 if wait_usec (not a limit) passed; -ETIMEDOUT if the
+ * idle timeout or the total deadline passed; negative errno on error. */
+int conn_wait_readable(struct conn *c, uint64_t wait_usec);
+
+/* Read what is available, waiting (bounded as above) if nothing is.
+ * Return: bytes read (> 0); 0 on EOF; -ETIMEDOUT; negative errno. */
+ssize_t conn_read(struct conn *c, void *buf, size_t size);
+
+/* Write all n bytes, bounded by the idle timeout per step and the deadline.
+ * Return: 0; -ETIMEDOUT if the client stopped reading; negative errno. */
+int conn_write_all(struct conn *c, const void *buf, size_t n);
+
+/* End the connection without losing the last reply: shut down our side, then
+ * read and discard what the client still sends for at most linger_usec (so
+ * the kernel does not answer unread data with a reset that can destroy the
+ * reply in flight), then close. */
+void conn_close_lingering(struct conn *c, uint64_t linger_usec);

@@ -1,0 +1,166 @@
+/* log.c: see log.h.
+ *
+ * journald entries are sent with sd_journal_send(); if that fails (journald
+ * gone), the entry is written to stderr instead so nothing is lost silently. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static enum log_target log_target = LOG_TARGET_STDERR;
+static int log_max_level = LOG_INFO;
+
+static const char *level_name(int level)
+{
+        switch (level) {
+        case LOG_EMERG:
+        case LOG_ALERT:
+        case LOG_CRIT:
+        case LOG_ERR: return "error";
+        case LOG_WARNING: return "warning";
+        case LOG_NOTICE: return "notice";
+        case LOG_INFO: return "info";
+        default: return "debug";
+        }
+}
+
+void log_setup(enum log_target target, int max_level)
+{
+        struct stat st;
+
+        log_max_level = max_level;
+        if (target == LOG_TARGET_AUTO)
+                target = (stat("/run/systemd/journal/socket", &st) == 0 && !isatty(STDERR_FILENO))
+                                 ? LOG_TARGET_JOURNAL : LOG_TARGET_STDERR;
+        log_target = target;
+}
+
+enum log_target log_get_target(void)
+{
+        return log_target;
+}
+
+static void stderr_line(int level, const char *text)
+{
+        /* One write per line so lines from concurrent children do not interleave. */
+        char line[2048];
+        int r = xsnprintf(line, sizeof line, "netlabd[%d]: %s: %s\n", (int) getpid(), level_name(level), text);
+        size_t len = r < 0 ? strlen(line) : (size_t) r;
+
+        if (r < 0 && len > 0)
+                line[len - 1] = '\n';
+        (void) !write(STDERR_FILENO, line, len); /* nowhere left to report a failed log write */
+}
+
+static void log_text(int level, const char *text)
+{
+        if (level > log_max_level)
+                return;
+        if (log_target == LOG_TARGET_JOURNAL &&
+            sd_journal_send("MESSAGE=%s", text, "PRIORITY=%d", level,
+                            "SYSLOG_IDENTIFIER=netlabd", NULL) >= 0)
+                return;
+        stderr_line(level, text);
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+        char text[1024];
+        va_list ap;
+
+        if (level > log_max_level)
+                return;
+        va_start(ap, fmt);
+        (void) vsnprintf(text, sizeof text, fmt, ap); /* truncation of a log line is acceptable */
+        va_end(ap);
+        log_text(level, text);
+}
+
+int log_error_errno(int err, const char *fmt, ...)
+{
+        char text[1024];
+        va_list ap;
+
+        if (err < 0)
+                err = -err;
+        va_start(ap, fmt);
+        int r = vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        if (r >= 0 && (size_t) r < sizeof text)
+                (void) xsnprintf(text + r, sizeof text - (size_t) r, ": %s", strerror(err));
+        log_text(LOG_ERR, text);
+        return -err;
+}
+
+void log_request(const struct request_log *r)
+{
+        char text[256] = "", msg[1024], remote[96];
+        int prio = r->priority ? r->priority : LOG_INFO;
+
+        if (prio > log_max_level)
+                return;
+
+        if (r->text)
+                text_escape(text, sizeof text, r->text, r->text_len);
+        if (strchr(r->remote_addr, ':'))
+                (void) xsnprintf(remote, sizeof remote, "[%s]:%u", r->remote_addr, r->remote_port);
+        else
+                (void) xsnprintf(remote, sizeof remote, "%s:%u", r->remote_addr, r->remote_port);
+
+        /* Truncation only shortens the human summary; the fields stay whole. */
+        (void) xsnprintf(msg, sizeof msg,
+                         "listener %s (%s) from %s: %s%s%s, %llu bytes in, %llu bytes out, %llu us%s%s%s",
+                         r->listener, r->service, remote, r->result,
+                         r->detail ? ": " : "", r->detail ? r->detail : "",
+                         (unsigned long long) r->bytes_in, (unsigned long long) r->bytes_out,
+                         (unsigned long long) r->duration_usec,
+                         r->text ? ", message \"" : "", r->text ? text : "", r->text ? "\"" : "");
+
+        if (log_target == LOG_TARGET_JOURNAL) {
+                int k;
+
+                if (r->text)
+                        k = sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio,
+                                            "SYSLOG_IDENTIFIER=netlabd", "NETLAB_EVENT=request",
+                                            "LISTENER=%s", r->listener, "SERVICE=%s", r->service,
+                                            "REMOTE_ADDR=%s", r->remote_addr,
+                                            "REMOTE_PORT=%u", r->remote_port,
+                                            "BYTES_IN=%llu", (unsigned long long) r->bytes_in,
+                                            "BYTES_OUT=%llu", (unsigned long long) r->bytes_out,
+                                            "DURATION_USEC=%llu", (unsigned long long) r->duration_usec,
+                                            "RESULT=%s", r->result,
+                                            "DETAIL=%s", r->detail ? r->detail : "",
+                                            "CLIENT_MESSAGE=%.*s", (int) r->text_len, (const char *) r->text,
+                                            NULL);
+                else
+                        k = sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio,
+                                            "SYSLOG_IDENTIFIER=netlabd", "NETLAB_EVENT=request",
+                                            "LISTENER=%s", r->listener, "SERVICE=%s", r->service,
+                                            "REMOTE_ADDR=%s", r->remote_addr,
+                                            "REMOTE_PORT=%u", r->remote_port,
+                                            "BYTES_IN=%llu", (unsigned long long) r->bytes_in,
+                                            "BYTES_OUT=%llu", (unsigned long long) r->bytes_out,
+                                            "DURATION_USEC=%llu", (unsigned long long) r->duration_usec,
+                                            "RESULT=%s", r->result,
+                                            "DETAIL=%s", r->detail ? r->detail : "",
+                                            NULL);
+                if (k >= 0)
+                        return;
+        }
+
+        /* stderr: key=value fields after the summary, for scripts and tests. */
+        char line[1536];
+        (void) xsnprintf(line, sizeof line,
+                         "%s [LISTENER=%s SERVICE=%s REMOTE_ADDR=%s REMOTE_PORT=%u BYTES_IN=%llu "
+                         "BYTES_OUT=%llu DURATION_USEC=%llu RESULT=%s]",
+                         msg, r->listener, r->service, r->remote_addr, r->remote_port,
+                         (unsigned long long) r->bytes_in, (unsigned long long) r->bytes_out,
+                         (unsigned long long) r->duration_usec, r->result);
+        stderr_line(prio, line);
+}

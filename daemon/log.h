@@ -1,0 +1,41 @@
+/* log.h: netlabd's logging, to journald's native protocol or to stderr.
+ *
+ * Log at the boundary, once (STYLE.md 3).  Every request ends in exactly one
+ * log_request() summary entry with structured fields.  Peer-supplied strings
+ * are escaped before they reach stderr. */
+#pragma once
+
+#include <stdint.h>
+#include <syslog.h>
+
+#include "config.h"
+
+/* Choose where entries go.  AUTO picks journald when its socket exists and
+ * stderr is not a terminal. */
+void log_setup(enum log_target target, int max_level);
+
+/* The target actually in use (never AUTO). */
+enum log_target log_get_target(void);
+
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Log a failing syscall/function with its error and return -abs(err). */
+int log_error_errno(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* One request's summary entry. */
+struct request_log {
+        const char *listener;
+        const char *service;
+        const char *remote_addr;
+        unsigned remote_port;
+        uint64_t bytes_in;
+        uint64_t bytes_out;
+        uint64_t duration_usec;
+        const char *result;        /* "ok", "busy", "timeout", "bad-request", ... */
+        const char *detail;        /* human text on failure, or NULL */
+        const uint8_t *text;       /* message service: the message, or NULL */
+        size_t text_len;
+        int priority;              /* LOG_INFO for served, LOG_NOTICE/WARNING for refusals */
+};
+
+void log_request(const struct request_log *r);
