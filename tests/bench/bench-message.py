@@ -180,7 +180,8 @@ class Peer:
         with open(self.logfile, "wb") as logf:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                          stdout=logf, stderr=subprocess.STDOUT,
-                                         env=self.environment(), close_fds=True)
+                                         env=self.environment(), close_fds=True,
+                                         start_new_session=True)
         self.wait_started(time.monotonic() + START_TIMEOUT)
 
     def check_alive(self):
@@ -320,7 +321,8 @@ class NetlabdPeer(Peer):
             t0 = time.monotonic()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                          stdout=logf, stderr=subprocess.STDOUT,
-                                         env=self.environment(), close_fds=True)
+                                         env=self.environment(), close_fds=True,
+                                         start_new_session=True)
         deadline = t0 + START_TIMEOUT
         while not self.notify.ready.wait(0.02):
             self.check_alive()
@@ -552,7 +554,13 @@ def print_report(report):
         print("netlabd not measured (--peers): no ratios against the targets")
 
 
+def on_sigterm(signum, frame):
+    # Unwind through main()'s finally, which stops every peer by pid.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

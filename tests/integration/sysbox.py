@@ -74,6 +74,8 @@ NSBOOT = HERE / "nsboot.sh"
 SYSTEMD = "/lib/systemd/systemd"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PREFIX = "netlab-sysbox-"
+# host dir for per-box work dirs (unit staging, boot.log); read-only /tmp inside is fine
+WORK_PARENT = tempfile.gettempdir()
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # env vars that must not leak from a (possibly systemd-managed) test runner into the box
@@ -272,6 +274,27 @@ def _sweep_stale_cgroups(parents: Iterable[Path]) -> None:
                 pass
 
 
+def _sweep_stale_workdirs() -> None:
+    """Remove work dirs netlab-sysbox-*-<pid>-<n>-XXXX in WORK_PARENT whose creating
+    process is gone (left behind when a test process was SIGKILLed)."""
+    pat = re.compile(re.escape(CGROUP_PREFIX) + r".*-(\d+)-\d+-[A-Za-z0-9_]{8}$")
+    try:
+        names = os.listdir(WORK_PARENT)
+    except OSError:
+        return
+    for n in names:
+        m = pat.match(n)
+        if not m or os.path.exists(f"/proc/{m.group(1)}"):
+            continue
+        p = os.path.join(WORK_PARENT, n)
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if st.st_uid == os.geteuid() and os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def _ns_id(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -385,7 +408,9 @@ class SystemdBox:
             for knob in ("cpuset.cpus", "cpuset.mems"):   # v1 cpuset children start empty
                 if (h / knob).exists():
                     (d / knob).write_text((h / knob).read_text().strip() or "\n")
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"{CGROUP_PREFIX}{_sanitize(self.name)}-"))
+        _sweep_stale_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(
+            prefix=f"{CGROUP_PREFIX}{_sanitize(self.name)}-{os.getpid()}-{n}-", dir=WORK_PARENT))
         unitdir = self.workdir / "units"
         unitdir.mkdir()
         for uname, content in self.unit_files.items():
@@ -660,7 +685,15 @@ class SystemdBox:
         try:
             if self.proc is not None and self.proc.poll() is None:
                 t0 = time.monotonic()
-                if self._pidfd is not None:
+                if self._pidfd is not None and self.boot_state is None:
+                    # boot never completed: PID 1 of a pid ns ignores signals it has no
+                    # handler for, so RTMIN+4 could be dropped; go straight to SIGKILL
+                    self._signal_systemd(signal.SIGKILL)
+                    try:
+                        self.proc.wait(5)
+                    except subprocess.TimeoutExpired:
+                        pass
+                elif self._pidfd is not None:
                     self._signal_systemd(signal.SIGRTMIN + 4)      # = systemctl poweroff
                     try:
                         self.proc.wait(timeout)

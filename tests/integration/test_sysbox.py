@@ -179,3 +179,21 @@ def test_stop_without_start_and_name_sanitizing():
     box.stop()          # nothing created, nothing to do
     with SystemdBox("weird name/with:chars") as b2:
         assert all("/" not in d.name and ":" not in d.name for d in b2.cgroups)
+
+
+def test_failed_start_and_sigkill_fallback_clean_up():
+    # a boot that cannot finish in time: SysboxError, and nothing is left behind
+    box = SystemdBox("too-slow")
+    t0 = time.monotonic()
+    with pytest.raises(sysbox.SysboxError, match="not running after the timeout"):
+        box.start(timeout=0.02)
+    assert time.monotonic() - t0 < 3
+    assert box.cgroups and not any(d.exists() for d in box.cgroups)
+    # a systemd that ignores poweroff (stopped with SIGSTOP): SIGKILL fallback, still clean
+    with SystemdBox("wedged") as box:
+        os.kill(box.pid, signal.SIGSTOP)      # our own recorded pid
+        t0 = time.monotonic()
+        box.stop(timeout=0.3)
+        assert time.monotonic() - t0 < 3
+        assert box.stop_note and "SIGKILL" in box.stop_note
+        assert not any(d.exists() for d in box.cgroups)

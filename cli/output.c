@@ -1,0 +1,84 @@
+/* output.c: printing what a server sent, and JSON. */
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util.h"
+
+void print_server_text(const uint8_t *buf, size_t n, bool add_newline)
+{
+        if (isatty(STDOUT_FILENO)) {
+                /* Escape what could drive the terminal; keep newlines, tabs and
+                 * valid UTF-8. */
+                for (size_t i = 0; i < n; i++) {
+                        uint8_t b = buf[i];
+                        if (b == '\n' || b == '\t' || (b >= 0x20 && b < 0x7F)) {
+                                putchar(b);
+                                continue;
+                        }
+                        size_t len = 1;
+                        while (b >= 0x80 && len < 4 && i + len < n && (buf[i + len] & 0xC0) == 0x80)
+                                len++;
+                        if (b >= 0x80 && text_check(buf + i, len, NULL) == 0) {
+                                (void) !fwrite(buf + i, 1, len, stdout);
+                                i += len - 1;
+                        } else
+                                printf("\\x%02x", b);
+                }
+        } else if (n > 0)
+                (void) !fwrite(buf, 1, n, stdout);
+
+        if (add_newline && (n == 0 || buf[n - 1] != '\n'))
+                putchar('\n');
+}
+
+void json_string(FILE *f, const uint8_t *buf, size_t n)
+{
+        fputc('"', f);
+        for (size_t i = 0; i < n; i++) {
+                uint8_t b = buf[i];
+                switch (b) {
+                case '"': fputs("\\\"", f); break;
+                case '\\': fputs("\\\\", f); break;
+                case '\n': fputs("\\n", f); break;
+                case '\r': fputs("\\r", f); break;
+                case '\t': fputs("\\t", f); break;
+                default:
+                        if (b < 0x20 || b == 0x7F)
+                                fprintf(f, "\\u%04x", b);
+                        else if (b >= 0x80) {
+                                /* Pass valid UTF-8 through, escape stray bytes. */
+                                size_t len = 1;
+                                while (len < 4 && i + len < n && (buf[i + len] & 0xC0) == 0x80)
+                                        len++;
+                                if (text_check(buf + i, len, NULL) == 0) {
+                                        (void) !fwrite(buf + i, 1, len, f);
+                                        i += len - 1;
+                                } else
+                                        fprintf(f, "\\u%04x", b);
+                        } else
+                                fputc(b, f);
+                }
+        }
+        fputc('"', f);
+}
+
+int fail(const char *command, int exit_code, const char *status, const char *fmt, ...)
+{
+        char text[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(text, sizeof text, fmt, ap); /* a shortened message is fine */
+        va_end(ap);
+
+        fprintf(stderr, "%s: %s\n", program_name, text);
+        if (settings.json) {
+                printf("{\"command\":\"%s\",\"status\":\"%s\",\"exit_code\":%d,\"error\":", command, status,
+                       exit_code);
+                json_string(stdout, (const uint8_t *) text, strlen(text));
+                printf("}\n");
+        }
+        return exit_code;
+}
