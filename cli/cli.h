@@ -56,6 +56,7 @@ enum {
         OPT_PORT = 'p',
         OPT_HELP = 'h',
         OPT_CONFIG = 0x100,
+        OPT_NO_JSON = 0x101,
         OPT_FIRST_COMMAND_OPTION = 0x200,
 };
 #define COMMON_LONG_OPTIONS                                              \
@@ -63,6 +64,7 @@ enum {
         { "port", required_argument, NULL, OPT_PORT },                  \
         { "timeout", required_argument, NULL, OPT_TIMEOUT },            \
         { "json", no_argument, NULL, OPT_JSON },                        \
+        { "no-json", no_argument, NULL, OPT_NO_JSON },                  \
         { "help", no_argument, NULL, OPT_HELP }
 
 int parse_common_option(int opt, const char *arg, uint16_t *port);
@@ -71,6 +73,7 @@ int parse_common_option(int opt, const char *arg, uint16_t *port);
         "  -p, --port=PORT        server port\n"                                              \
         "  -t, --timeout=SECONDS  give up after this long without progress (default 5)\n"     \
         "  -j, --json             print one JSON object instead of text\n"                    \
+        "      --no-json          print text even if the INI file says json = true\n"         \
         "  -h, --help             show this help\n"
 
 /* Report an option problem in one line and return EXIT_USAGE. */

@@ -28,7 +28,9 @@ static void help(void)
                "\n"
                "Options:\n"
                "  -l, --lab              speak the lab's format: the bare text with no\n"
-               "                         terminator, then read the reply until the server closes\n"
+               "                         terminator, then read the reply until the server closes;\n"
+               "                         a reply starting \"error: \" counts as a refusal\n"
+               "      --no-lab           netlab's format even if the INI file says lab = true\n"
                COMMON_OPTIONS_HELP
                "\n"
                "Exit status: 0 reply printed, 2 usage, 3 cannot connect, 4 refused by the\n"
@@ -42,9 +44,10 @@ static char *join_words(int n, char **words, size_t *ret_len)
 
         for (int i = 0; i < n; i++) {
                 size_t w = strlen(words[i]);
-                if (w > NL_MSG_MAX_LIMIT || len > NL_MSG_MAX_LIMIT)
-                        return NULL;
+                /* Both bounded by the argv size limit, so no overflow. */
                 len += w + (i > 0);
+                if (len > NL_MSG_MAX_LIMIT)
+                        return NULL;
         }
         char *s = malloc(len + 1);
         if (!s)
@@ -107,6 +110,26 @@ static int send_lab(int fd, const char *msg, size_t len, uint64_t start)
         }
         if (n == 0)
                 return fail("send", EXIT_PROTOCOL, "no-reply", "the server closed the connection without replying");
+        if (n == sizeof reply) {
+                /* Full buffer: refuse rather than print a reply cut short. */
+                uint8_t more;
+                ssize_t k = net_read(fd, &more, 1, LAB_REPLY_QUIET_MS);
+                if (k > 0)
+                        return fail("send", EXIT_PROTOCOL, "protocol-error",
+                                    "the reply is longer than the %u bytes netlabctl accepts", NL_REPLY_MAX);
+        }
+
+        /* netlabd's text form refuses with one "error: ..." line. */
+        if (n >= 7 && memcmp(reply, "error: ", 7) == 0) {
+                char esc[NL_ERROR_TEXT_MAX + 64];
+                size_t end = n;
+                while (end > 7 && (reply[end - 1] == '\n' || reply[end - 1] == '\r'))
+                        end--;
+                text_escape(esc, sizeof esc, reply + 7, end - 7);
+                bool busy = end - 7 >= 11 && memcmp(reply + 7, "server busy", 11) == 0;
+                return fail("send", busy ? EXIT_BUSY : EXIT_REFUSED, busy ? "busy" : "refused",
+                            "server refused: %s", esc);
+        }
 
         print_result("lab", reply, n, mono_usec() - start);
         return EXIT_OK;
@@ -188,10 +211,11 @@ static int send_netlab(int fd, const char *msg, size_t len, uint64_t start)
 
 int cmd_send(int argc, char **argv)
 {
-        enum { OPT_LAB = 'l' };
+        enum { OPT_LAB = 'l', OPT_NO_LAB = OPT_FIRST_COMMAND_OPTION };
         static const struct option options[] = {
                 COMMON_LONG_OPTIONS,
                 { "lab", no_argument, NULL, OPT_LAB },
+                { "no-lab", no_argument, NULL, OPT_NO_LAB },
                 {}
         };
         bool lab = settings.send_lab;
@@ -210,6 +234,9 @@ int cmd_send(int argc, char **argv)
                         return EXIT_OK;
                 case OPT_LAB:
                         lab = true;
+                        break;
+                case OPT_NO_LAB:
+                        lab = false;
                         break;
                 case ':':
                         return usage_error("send: option %s needs a value", argv[optind - 1]);

@@ -30,10 +30,36 @@ static char *read_line(char *str, int num, void *stream)
 {
         struct ini_state *st = stream;
         char *p = fgets(str, num, st->f);
+        size_t len;
 
-        if (p)
-                st->line++;
-        return p;
+        if (!p)
+                return NULL;
+        st->line++;
+
+        len = strlen(str);
+        if (num >= 3 && len == (size_t) num - 1 && str[len - 1] != '\n') {
+                /* Longer than inih's line buffer: fgets() would hand the rest
+                 * over as lines of their own.  Swallow it, keep a long comment
+                 * as a comment, and make anything else an error here. */
+                int ch = getc(st->f);
+                if (ch == '\n' || ch == EOF)
+                        return str; /* exactly full, not too long */
+                while (ch != EOF && ch != '\n')
+                        ch = getc(st->f);
+                const char *s = str + strspn(str, " \t");
+                bool comment = *s == ';' || *s == '#';
+                if (!comment && st->problem_line == 0) {
+                        (void) xsnprintf(st->problem, sizeof st->problem,
+                                         "line longer than %d characters (the INI reader's limit)", num - 1);
+                        st->problem_line = st->line;
+                }
+                /* ";" is a comment; "=" makes inih call us with an empty key,
+                 * which fails on this line with the problem recorded above. */
+                str[0] = comment ? ';' : '=';
+                str[1] = '\n';
+                str[2] = '\0';
+        }
+        return str;
 }
 
 static int bool_value(const char *v, bool *ret)
@@ -214,6 +240,9 @@ int parse_common_option(int opt, const char *arg, uint16_t *port)
                 return 1;
         case OPT_JSON:
                 settings.json = true;
+                return 1;
+        case OPT_NO_JSON:
+                settings.json = false;
                 return 1;
         default:
                 return 0;

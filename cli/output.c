@@ -6,6 +6,17 @@
 #include "cli.h"
 #include "util.h"
 
+/* Length of the valid UTF-8 character at buf[0] (lead byte >= 0x80), or 0. */
+static size_t utf8_char(const uint8_t *buf, size_t n)
+{
+        uint8_t b = buf[0];
+        size_t len = b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
+
+        if (len == 0 || len > n || text_check(buf, len, NULL) < 0)
+                return 0;
+        return len;
+}
+
 void print_server_text(const uint8_t *buf, size_t n, bool add_newline)
 {
         if (isatty(STDOUT_FILENO)) {
@@ -17,10 +28,8 @@ void print_server_text(const uint8_t *buf, size_t n, bool add_newline)
                                 putchar(b);
                                 continue;
                         }
-                        size_t len = 1;
-                        while (b >= 0x80 && len < 4 && i + len < n && (buf[i + len] & 0xC0) == 0x80)
-                                len++;
-                        if (b >= 0x80 && text_check(buf + i, len, NULL) == 0) {
+                        size_t len = b >= 0x80 ? utf8_char(buf + i, n - i) : 0;
+                        if (len > 0) {
                                 (void) !fwrite(buf + i, 1, len, stdout);
                                 i += len - 1;
                         } else
@@ -49,10 +58,8 @@ void json_string(FILE *f, const uint8_t *buf, size_t n)
                                 fprintf(f, "\\u%04x", b);
                         else if (b >= 0x80) {
                                 /* Pass valid UTF-8 through, escape stray bytes. */
-                                size_t len = 1;
-                                while (len < 4 && i + len < n && (buf[i + len] & 0xC0) == 0x80)
-                                        len++;
-                                if (text_check(buf + i, len, NULL) == 0) {
+                                size_t len = utf8_char(buf + i, n - i);
+                                if (len > 0) {
                                         (void) !fwrite(buf + i, 1, len, f);
                                         i += len - 1;
                                 } else

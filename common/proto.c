@@ -90,17 +90,17 @@ int nl_header_decode(const uint8_t *buf, size_t n, struct nl_header *ret)
             wire_get_u32be(&r, &length) < 0)
                 return -EBADMSG;
 
+        /* A wrong version is reported with the header filled in, so the
+         * caller can name the version it saw. */
+        if (version == NL_VERSION && reserved != 0)
+                return -EBADMSG;
         *ret = (struct nl_header) {
                 .version = version,
                 .type = type,
                 .status = status,
                 .length = length,
         };
-        if (version != NL_VERSION)
-                return -EPROTONOSUPPORT;
-        if (reserved != 0)
-                return -EBADMSG;
-        return 0;
+        return version != NL_VERSION ? -EPROTONOSUPPORT : 0;
 }
 
 int nl_frame_encode(uint8_t *dst, size_t dst_size, uint8_t type, uint8_t status,

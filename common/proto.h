@@ -46,10 +46,6 @@ enum nl_status {
 #define NL_REPLY_MAX (256u * 1024u)    /* largest reply body a server sends or a client accepts */
 #define NL_ERROR_TEXT_MAX 1024u        /* largest error text in a frame body */
 
-/* Lab message format (BRIEF.md): the lab client reads the reply with one recv()
- * into a 32-byte buffer. */
-#define NL_LAB_MSG_BUFSIZE 32u
-
 /* Short machine name of a status ("busy"), or "unknown". */
 const char *nl_status_name(unsigned status);
 
@@ -59,7 +55,8 @@ const char *nl_status_text(unsigned status);
 /* Map a negative errno returned by a parser or an I/O helper to the status the
  * peer should see: -EBADMSG -> BAD_REQUEST, -E2BIG -> TOO_LONG, -EBUSY -> BUSY,
  * -ENOENT -> NOT_FOUND, -EACCES/-EPERM -> NOT_PERMITTED, -ETIMEDOUT -> TIMEOUT,
- * -EPROTONOSUPPORT/-EOPNOTSUPP -> UNSUPPORTED, anything else -> INTERNAL. */
+ * -EPROTONOSUPPORT/-EOPNOTSUPP -> UNSUPPORTED; also 0 -> OK, -ENODATA ->
+ * BAD_REQUEST, -EMSGSIZE -> TOO_LONG, -EAGAIN -> BUSY; anything else -> INTERNAL. */
 enum nl_status nl_status_from_errno(int negative_errno);
 
 struct nl_header {

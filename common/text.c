@@ -84,6 +84,15 @@ size_t text_escape(char *dst, size_t dst_size, const uint8_t *buf, size_t n)
                 return 0;
         }
 
+        /* Only reserve room for "..." when the whole escaped text cannot fit. */
+        size_t total = 0;
+        for (size_t i = 0; i < n && total < dst_size; i++) {
+                uint8_t b = buf[i];
+                total += (b == '\n' || b == '\t' || b == '\r' || b == '\\' || b == '"') ? 2 :
+                         (b >= 0x20 && b < 0x7F) ? 1 : 4;
+        }
+        bool fits = total < dst_size;
+
         for (size_t i = 0; i < n; i++) {
                 char tmp[4];
                 size_t k = 0;
@@ -106,8 +115,8 @@ size_t text_escape(char *dst, size_t dst_size, const uint8_t *buf, size_t n)
                         }
                 }
 
-                /* Keep room for "..." and the NUL. */
-                if (o + k + 4 > dst_size) {
+                /* Keep room for "..." and the NUL, unless all of it fits. */
+                if (!fits && o + k + 4 > dst_size) {
                         memcpy(dst + o, "...", 3);
                         o += 3;
                         break;

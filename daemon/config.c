@@ -6,11 +6,13 @@
  * is only handed out when it had no problem at all. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libconfig.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "config.h"
@@ -379,10 +381,45 @@ static void read_listener(struct report *rep, const config_setting_t *s, struct 
         }
 }
 
-static bool same_endpoint(const struct listener_config *a, const struct listener_config *b)
+/* The IPv4 address an endpoint serves (v4-mapped IPv6 included), for
+ * comparing across families.  Return: false if it serves none in particular. */
+static bool endpoint_v4(const struct listener_config *l, struct in_addr *ret, bool *ret_any)
 {
-        return a->socktype == b->socktype && a->sockaddr_len == b->sockaddr_len &&
-               memcmp(&a->sockaddr, &b->sockaddr, a->sockaddr_len) == 0;
+        if (l->sockaddr.ss_family == AF_INET) {
+                *ret = ((const struct sockaddr_in *) &l->sockaddr)->sin_addr;
+                *ret_any = ret->s_addr == htonl(INADDR_ANY);
+                return true;
+        }
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *) &l->sockaddr)->sin6_addr;
+        if (IN6_IS_ADDR_UNSPECIFIED(a6)) {
+                *ret_any = true; /* "::" is bound dual-stack */
+                return true;
+        }
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+                memcpy(&ret->s_addr, &a6->s6_addr[12], 4);
+                *ret_any = ret->s_addr == htonl(INADDR_ANY);
+                return true;
+        }
+        return false;
+}
+
+/* Would binding both fail (same port and address, or one a wildcard that
+ * covers the other, "::" covering IPv4 too)? */
+static bool endpoints_overlap(const struct listener_config *a, const struct listener_config *b)
+{
+        struct in_addr va = {}, vb = {};
+        bool any_a = false, any_b = false;
+
+        if (a->socktype != b->socktype || a->port != b->port)
+                return false;
+        if (a->sockaddr.ss_family == AF_INET6 && b->sockaddr.ss_family == AF_INET6) {
+                const struct in6_addr *x = &((const struct sockaddr_in6 *) &a->sockaddr)->sin6_addr;
+                const struct in6_addr *y = &((const struct sockaddr_in6 *) &b->sockaddr)->sin6_addr;
+                if (IN6_IS_ADDR_UNSPECIFIED(x) || IN6_IS_ADDR_UNSPECIFIED(y) || IN6_ARE_ADDR_EQUAL(x, y))
+                        return true;
+        }
+        bool has_a = endpoint_v4(a, &va, &any_a), has_b = endpoint_v4(b, &vb, &any_b);
+        return has_a && has_b && (any_a || any_b || va.s_addr == vb.s_addr);
 }
 
 static int level_from_name(const char *s)
@@ -456,10 +493,11 @@ static void read_root(struct report *rep, config_t *lc, struct config *c)
                                 report(rep, l->line, "listener '%s': name already used at line %d",
                                        l->name, o->line);
                         else if (l->service && o->service && l->sockaddr_len && o->sockaddr_len &&
-                                 same_endpoint(l, o))
+                                 endpoints_overlap(l, o))
                                 report(rep, l->line,
-                                       "listener '%s': same transport, address and port as listener '%s' (line %d)",
-                                       l->name, o->name, o->line);
+                                       "listener '%s': %s port %lld on %s overlaps listener '%s' on %s (line %d)",
+                                       l->name, l->transport_name, (long long) l->port, l->address,
+                                       o->name, o->address, o->line);
                 }
         }
 }
@@ -471,10 +509,24 @@ int config_load(const char *path, config_report_fn report_fn, void *userdata, st
         config_t lc;
         FILE *f;
 
-        f = fopen(path, "re");
+        /* O_NONBLOCK: a FIFO must not hang us; fstat: libconfig's scanner
+         * exit()s on a directory, so only a regular file may reach it. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        struct stat st;
+        const char *problem = NULL;
+        if (fd < 0)
+                problem = strerror(errno);
+        else if (fstat(fd, &st) < 0)
+                problem = strerror(errno);
+        else if (!S_ISREG(st.st_mode))
+                problem = "not a regular file";
+        f = problem ? NULL : fdopen(fd, "r");
         if (!f) {
                 char msg[256];
-                (void) xsnprintf(msg, sizeof msg, "cannot open: %s", strerror(errno));
+                if (!problem)
+                        problem = strerror(errno);
+                (void) xsnprintf(msg, sizeof msg, "cannot open: %s", problem);
+                safe_close(fd);
                 rep.n_errors++;
                 if (report_fn)
                         report_fn(path, 0, msg, userdata);

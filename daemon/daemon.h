@@ -85,5 +85,8 @@ void listeners_close_in_child(struct daemon *d);
 /* Free refusals in flight (shutdown). */
 void refusals_free_all(struct daemon *d);
 
-/* main.c */
-void daemon_status_changed(struct daemon *d);
+/* Something STATUS= shows changed; the status timer sends it. */
+static inline void daemon_status_changed(struct daemon *d)
+{
+        d->status_dirty = true;
+}

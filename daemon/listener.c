@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "daemon.h"
 #include "log.h"
+#include "netlab-config.h"
 #include "proto.h"
 #include "service.h"
 #include "util.h"
@@ -270,9 +271,9 @@ static void handle_connection(struct listener *l, int fd, const struct sockaddr_
                                          (long long) lim->max_children);
                 else
                         (void) xsnprintf(text, sizeof text,
-                                         "server busy: %lld connections from %s are already being served, "
-                                         "try again later",
-                                         (long long) lim->max_per_source, peer.remote_addr);
+                                         "server busy: %s already has %lld connection(s) being served, "
+                                         "the most one address may have; try again later",
+                                         peer.remote_addr, (long long) lim->max_per_source);
                 log_request(&(struct request_log) {
                         .listener = l->cfg->name, .service = l->cfg->service->name,
                         .remote_addr = peer.remote_addr, .remote_port = peer.remote_port,
@@ -282,7 +283,14 @@ static void handle_connection(struct listener *l, int fd, const struct sockaddr_
                 return;
         }
 
+        /* The supervisor is single-threaded, so glibc's atfork work (locking
+         * and resetting malloc and stdio for threads) buys nothing here and
+         * costs copy-on-write faults in every child. */
+#if HAVE__FORK
+        pid_t pid = _Fork();
+#else
         pid_t pid = fork();
+#endif
         if (pid < 0) {
                 log_error_errno(errno, "listener '%s': cannot fork a child", l->cfg->name);
                 refuse(d, l, fd, NL_STATUS_BUSY, "server busy: cannot start a worker, try again later");
@@ -369,8 +377,9 @@ static const char *check_passed(int fd, const struct listener_config *lc, char *
                 (void) xsnprintf(buf, size, "getsockname failed: %s", strerror(errno));
                 return buf;
         }
-        /* An IPv4 listener may take an IPv6 dual-stack socket only if it is
-         * the wildcard; otherwise the family must match. */
+        /* The family must match the listener's address: "::" wants an IPv6
+         * socket (BindIPv6Only=both makes it serve IPv4 too), "0.0.0.0" an
+         * IPv4 one. */
         if (ss.ss_family != family) {
                 (void) xsnprintf(buf, size, "is %s, the listener's address is %s",
                                  ss.ss_family == AF_INET6 ? "IPv6" : ss.ss_family == AF_INET ? "IPv4" : "not IP",

@@ -147,11 +147,6 @@ static void notify_status(struct daemon *d, const char *prefix)
         d->status_dirty = false;
 }
 
-void daemon_status_changed(struct daemon *d)
-{
-        d->status_dirty = true;
-}
-
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct daemon *d = userdata;

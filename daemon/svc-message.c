@@ -223,7 +223,10 @@ static int svc_message_serve(struct conn *c)
                                 continue;
                         }
                         r = conn_wait_readable(c, settle_usec);
-                        if (r == 0) {
+                        /* Quiet for the settle time, or for the whole idle
+                         * timeout when that is shorter: either way the text
+                         * is complete.  Only the total deadline is a timeout. */
+                        if (r == 0 || (r == -ETIMEDOUT && now_usec() < c->deadline_usec)) {
                                 end = true;
                                 continue;
                         }

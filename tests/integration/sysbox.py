@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 __all__ = ["SystemdBox", "SysboxError", "SysboxCommandError", "can_boot", "free_port",
-           "cgroup_layout"]
+           "cgroup_layout", "box_cgroup_mode"]
 
 HERE = Path(__file__).resolve().parent
 NSBOOT = HERE / "nsboot.sh"
@@ -303,6 +303,21 @@ def _ns_id(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+def _describe(pids: Iterable[int]) -> str:
+    """'pid comm state ppid' for diagnostics (a zombie re-parented to a lazy host init
+    stays in the box's pid namespace and cgroup listing until that init reaps it)."""
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                head, _, tail = f.read().rpartition(")")
+            comm, fields = head.partition("(")[2], tail.split()
+            out.append(f"{pid}({comm} state={fields[0]} ppid={fields[1]})")
+        except (OSError, IndexError):
+            out.append(f"{pid}(gone)")
+    return ", ".join(out)
+
+
 def _sanitize(name: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64]
     return s or "box"
@@ -460,7 +475,7 @@ class SystemdBox:
             if kids:
                 break
             if time.monotonic() > deadline:
-                raise SysboxError("timed out waiting for unshare to fork PID 1")
+                raise SysboxError("boot timeout: unshare did not fork PID 1 in time")
             time.sleep(0.005)
         pid = kids[0]
         pidfd = os.pidfd_open(pid)
@@ -489,15 +504,12 @@ class SystemdBox:
                 raise SysboxError(f"systemd exited during boot (status {self.proc.returncode})")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise SysboxError(f"systemd not running after the timeout "
+                raise SysboxError(f"boot timeout: systemd not running in time "
                                   f"(last is-system-running: {state!r})")
             try:
-                r = subprocess.run(self._nsenter(["systemctl", "is-system-running"]),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL, env=self._env(),
-                                   timeout=max(0.2, min(remaining, 5.0)),
-                                   encoding="utf-8", errors="replace")
-                state = r.stdout.strip()
+                r = self._nsexec(["systemctl", "is-system-running"],
+                                 timeout=max(0.2, min(remaining, 5.0)))
+                state = r.stdout.strip()       # stderr ("Failed to connect to bus") ignored
             except subprocess.TimeoutExpired:
                 state = "(systemctl timed out)"
             if state in ("running", "degraded"):
@@ -529,29 +541,60 @@ class SystemdBox:
             input: str | None = None, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess:
         """Run a command inside the box (nsenter -t PID -a): text mode, output captured.
-        A str is run with /bin/sh -c.  On timeout the whole nsenter process group is
-        killed and subprocess.TimeoutExpired raised; check=True raises
+        A str is run with /bin/sh -c.  On timeout the command's process group is killed
+        (see _kill_nsenter_group) and subprocess.TimeoutExpired raised; check=True raises
         SysboxCommandError (a CalledProcessError showing stdout/stderr)."""
         self._check_alive()
         argv = ["/bin/sh", "-c", args] if isinstance(args, str) else [str(a) for a in args]
-        cmd = self._nsenter(argv)
-        p = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        res = self._nsexec(argv, timeout=timeout, input=input, env=env)
+        if check and res.returncode != 0:
+            raise SysboxCommandError(res.returncode, argv, res.stdout, res.stderr)
+        return res
+
+    def _nsexec(self, argv: list[str], timeout: float, input: str | None = None,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """nsenter -t PID -a -- ARGV, bounded by timeout (raises TimeoutExpired)."""
+        p = subprocess.Popen(self._nsenter(argv),
+                             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env(env),
                              encoding="utf-8", errors="replace", start_new_session=True)
         try:
             out, err = p.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
-            # nsenter forks the real command (pid ns): kill the group, not only nsenter
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self._kill_nsenter_group(p)
             out, err = p.communicate()
             raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
-        res = subprocess.CompletedProcess(argv, p.returncode, out, err)
-        if check and p.returncode != 0:
-            raise SysboxCommandError(p.returncode, argv, out, err)
-        return res
+        return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+    @staticmethod
+    def _kill_nsenter_group(p: subprocess.Popen) -> None:
+        """Kill a timed-out command: SIGKILL every process of nsenter's process group
+        EXCEPT nsenter, let nsenter reap its child and exit, and only then kill nsenter.
+
+        Why not killpg(): nsenter forks the command into the box's pid namespace.  If
+        nsenter dies first, the command (alive or zombie) is re-parented to the HOST's
+        init, which in containers may reap lazily; that zombie stays visible in the box
+        and systemd's poweroff waits for it (observed: 5 s stop + SIGKILL fallback in
+        about half of the runs).  Members of the group are provably ours: the group id is
+        the pid of nsenter, our unreaped child, made a session leader by start_new_session."""
+        pg = p.pid
+        for e in os.listdir("/proc"):
+            if not e.isdigit() or int(e) == pg:
+                continue
+            try:
+                with open(f"/proc/{e}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if len(fields) > 2 and fields[2] == str(pg):       # state ppid PGRP ...
+                try:
+                    os.kill(int(e), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        try:
+            p.wait(2)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
     def systemctl(self, *args: str, check: bool = True, timeout: float = 20
                   ) -> subprocess.CompletedProcess:
@@ -721,8 +764,8 @@ class SystemdBox:
                     except ProcessLookupError:
                         pass
                 still = self._leftovers(wait=2.0)
-                problems.append(f"processes survived poweroff and were SIGKILLed: {left}"
-                                + (f"; still present: {still}" if still else ""))
+                problems.append(f"processes survived poweroff and were SIGKILLed: {_describe(left)}"
+                                + (f"; still present: {_describe(still)}" if still else ""))
             # rmdir depth-first (retry briefly: exiting tasks can keep a cgroup busy)
             for d in self.cgroups:
                 end = time.monotonic() + 2.0

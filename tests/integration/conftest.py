@@ -1,0 +1,343 @@
+"""Fixtures for netlab's black-box integration suite.
+
+Run with Debian's Python: /usr/bin/python3 -m pytest tests/integration
+(the python3 on PATH may be a build that cannot see python3-pytest).
+
+NETLAB_BUILD names the Meson build directory to test (default: build/), so the
+same suite runs against the ASan/UBSan build. Every daemon is started on free
+loopback ports from a temporary config, waited for through its NOTIFY_SOCKET
+(READY=1), stopped by pid at teardown, and its log is checked for sanitizer
+reports and children killed by a signal.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("NETLAB_BUILD", REPO / "build")).resolve()
+NETLABD = BUILD / "daemon" / "netlabd"
+NETLABCTL = BUILD / "cli" / "netlabctl"
+
+# Lines in a daemon log that mean a test must fail even if it passed.
+BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|"
+                     r"killed by signal|exited with status")
+
+
+def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
+    """A port that was free a moment ago, for both TCP and UDP if possible."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s2:
+                s2.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port found")
+
+
+def _value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def make_config(listeners, limits=None, log=None):
+    """libconfig text for netlabd from plain dicts."""
+    lim = {"max_children": 64, "max_per_source": 64, "idle_timeout": 5, "total_timeout": 30,
+           "grace_period": 5}
+    lim.update(limits or {})
+    lg = {"target": "stderr", "level": "info"}
+    lg.update(log or {})
+    out = ["limits = { " + " ".join(f"{k} = {_value(v)};" for k, v in lim.items()) + " };",
+           "log = { " + " ".join(f"{k} = {_value(v)};" for k, v in lg.items()) + " };",
+           "listeners = ("]
+    body = []
+    for l in listeners:
+        body.append("  { " + " ".join(f"{k} = {_value(v)};" for k, v in l.items()) + " }")
+    out.append(",\n".join(body))
+    out.append(");")
+    return "\n".join(out) + "\n"
+
+
+def message_listener(port, name="message", **extra):
+    l = {"name": name, "service": "message", "transport": "tcp", "address": "127.0.0.1", "port": port}
+    l.update(extra)
+    return l
+
+
+REQUEST_FIELDS = re.compile(r"\[(LISTENER=.*)\]$")
+
+
+class Netlabd:
+    """One netlabd process under test."""
+
+    def __init__(self, workdir: Path, config_text: str, extra_args=(), env=None):
+        self.workdir = workdir
+        self.config = workdir / "netlabd.conf"
+        self.config.write_text(config_text)
+        self.logfile = workdir / "netlabd.log"
+        self.extra_args = list(extra_args)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.proc = None
+        self.notify_sock = None
+        self.notifications = []
+        self.notify_cursor = 0  # wait_notify() looks only at messages after this
+        self.ready_seconds = None
+
+    # -- process control --
+    def start(self, timeout=10.0, wait_ready=True):
+        npath = self.workdir / "notify.sock"
+        if npath.exists():
+            npath.unlink()
+        self.notify_sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify_sock.bind(str(npath))
+        env = dict(self.env)
+        env["NOTIFY_SOCKET"] = str(npath)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self._log = open(self.logfile, "ab")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen([str(NETLABD), "-c", str(self.config), *self.extra_args],
+                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                     env=env)
+        if wait_ready:
+            self.wait_notify(lambda m: "READY=1" in m, timeout)
+            self.ready_seconds = time.monotonic() - t0
+        return self
+
+    def read_notifications(self, timeout=0.0):
+        """Collect notify messages that arrived, waiting up to timeout for the first."""
+        got = []
+        self.notify_sock.settimeout(timeout if timeout > 0 else 0.0001)
+        while True:
+            try:
+                data = self.notify_sock.recv(4096)
+            except (BlockingIOError, socket.timeout):
+                break
+            got.append(data.decode(errors="replace"))
+            self.notify_sock.settimeout(0.0001)
+        self.notifications.extend(got)
+        return got
+
+    def wait_notify(self, pred, timeout=10.0):
+        """Wait for a notify message after the last one matched; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while self.notify_cursor < len(self.notifications):
+                m = self.notifications[self.notify_cursor]
+                self.notify_cursor += 1
+                if pred(m):
+                    return m
+            self.read_notifications(timeout=0.05)
+            if self.notify_cursor < len(self.notifications):
+                continue
+            if self.proc.poll() is not None:
+                raise AssertionError(f"netlabd exited with {self.proc.returncode}:\n{self.log()}")
+        raise AssertionError(f"no matching sd_notify message in {timeout}s; got {self.notifications}\n"
+                             f"{self.log()}")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def reload(self, config_text=None, timeout=10.0):
+        """SIGHUP with an optional new config; wait for READY=1 after RELOADING=1."""
+        if config_text is not None:
+            self.config.write_text(config_text)
+        self.read_notifications()
+        self.notify_cursor = len(self.notifications)
+        self.signal(signal.SIGHUP)
+        self.wait_notify(lambda m: "RELOADING=1" in m, timeout)
+        self.wait_notify(lambda m: "READY=1" in m, timeout)
+
+    def stop(self, timeout=20.0):
+        """SIGTERM, then wait; SIGKILL if it does not exit. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("netlabd did not stop within %ss of SIGTERM" % timeout)
+        self._log.close()
+        if self.notify_sock:
+            self.notify_sock.close()
+        return self.proc.returncode
+
+    # -- observation --
+    def log(self):
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+
+    def requests(self):
+        """Parsed request summary entries from the stderr log, oldest first."""
+        out = []
+        for line in self.log().splitlines():
+            m = REQUEST_FIELDS.search(line)
+            if m:
+                out.append(dict(kv.split("=", 1) for kv in m.group(1).split(" ")))
+        return out
+
+    def wait_requests(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reqs = self.requests()
+            if len(reqs) >= n:
+                return reqs
+            time.sleep(0.02)
+        raise AssertionError(f"expected {n} request log entries, got {len(self.requests())}:\n{self.log()}")
+
+    def children(self):
+        try:
+            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        except FileNotFoundError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def zombies(self):
+        out = []
+        for pid in self.children():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except FileNotFoundError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                out.append(pid)
+        return out
+
+    def wait_no_children(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.children():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"children still present: {self.children()}")
+
+    def rss_kib(self):
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return None
+
+    def fd_count(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    """Make and start netlabd instances; all are stopped and their logs checked at teardown."""
+    made = []
+
+    def make(config_text, extra_args=("--log-target=stderr",), env=None, start=True, name=None):
+        d = tmp_path / (name or f"d{len(made)}")
+        d.mkdir()
+        n = Netlabd(d, config_text, extra_args, env)
+        made.append(n)
+        if start:
+            n.start()
+        return n
+
+    yield make
+    problems = []
+    for n in made:
+        try:
+            n.stop()
+        except AssertionError as e:
+            problems.append(str(e))
+        bad = [l for l in n.log().splitlines() if BAD_LOG.search(l)]
+        if bad and not getattr(n, "allow_bad_log", False):
+            problems.append("daemon log shows a crash or sanitizer report:\n" + "\n".join(bad[:20]))
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def message_daemon(daemon_factory):
+    """netlabd with one message listener on a free loopback port."""
+    port = free_port()
+    d = daemon_factory(make_config([message_listener(port)]))
+    d.port = port
+    return d
+
+
+@pytest.fixture
+def ctl_ini(tmp_path):
+    """An empty INI file so netlabctl ignores the machine's and user's files."""
+    p = tmp_path / "empty.ini"
+    p.write_text("")
+    return p
+
+
+def netlabctl(*args, ini=None, input=None, timeout=30, env=None):
+    cmd = [str(NETLABCTL)]
+    if ini is not None:
+        cmd.append(f"--config={ini}")
+    cmd.extend(str(a) for a in args)
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=e)
+
+
+def raw_exchange(port, data, shut_wr=False, timeout=10.0, host="127.0.0.1"):
+    """Connect, send data, optionally half-close, read until EOF. Returns the bytes."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        if data:
+            s.sendall(data)
+        if shut_wr:
+            s.shutdown(socket.SHUT_WR)
+        return recv_all(s)
+
+
+def recv_all(s):
+    """Read from a connected socket until EOF (bounded by its timeout)."""
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return out
+        out += b
+
+
+def hold_child(d, port, data=b"\x00NL\x01", n=1, timeout=5.0):
+    """Open a connection whose request is incomplete (a partial frame header),
+    so its child waits; returns the socket once d has n children."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if data:
+        s.sendall(data)
+    deadline = time.monotonic() + timeout
+    while len(d.children()) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(d.children()) >= n, d.children()
+    return s
+
+
+def frame(type_, body=b"", status=0, version=1, reserved=0):
+    """A netlab frame (docs/PROTOCOL.md)."""
+    return (b"\x00NL" + bytes([version, type_, status]) + reserved.to_bytes(2, "big")
+            + len(body).to_bytes(4, "big") + body)
+
+
+def parse_frame(data):
+    """(version, type, status, body) of one frame; asserts it is whole."""
+    assert data[:3] == b"\x00NL", data[:16]
+    length = int.from_bytes(data[8:12], "big")
+    assert len(data) == 12 + length, (len(data), length)
+    return data[3], data[4], data[5], data[12:]

@@ -1,0 +1,26 @@
+#!/bin/bash
+# Install what netlab needs to build and test on Debian 12, then build it.
+#   tests/setup-deps.sh          install build deps, configure and build build/
+#   tests/setup-deps.sh --test   also the test deps (pytest, systemd, ...)
+# Safe to run again: apt is skipped when everything is already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_DEPS=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libconfig-dev libinih-dev)
+TEST_DEPS=(python3 python3-pytest systemd util-linux procps)
+want=("${BUILD_DEPS[@]}")
+[ "${1:-}" = "--test" ] && want+=("${TEST_DEPS[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup-deps: installing ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+[ -d build ] || meson setup build
+meson compile -C build
