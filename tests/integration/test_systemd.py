@@ -5,6 +5,7 @@ without it the tier says why and skips, but CI runs it."""
 import json
 import os
 import re
+import shutil
 import socket
 import time
 import uuid
@@ -18,13 +19,19 @@ ok, why = sysbox.can_boot()
 pytestmark = pytest.mark.skipif(not ok, reason=f"cannot boot systemd here: {why}")
 
 
+# The binary under test is copied into the box's private /run: the shipped
+# unit's PrivateTmp=/ProtectHome= would hide a checkout under /tmp or /home.
+BOX_NETLABD = "/run/netlab/netlabd"
+
+
 def shipped_units(port):
-    """systemd/netlabd.{service,socket} with paths pointed at the build and the
-    socket limited to loopback (tests never listen on other addresses)."""
+    """systemd/netlabd.{service,socket} with paths pointed at the copy of the
+    build and the socket limited to loopback (tests never listen on other
+    addresses)."""
     svc = (REPO / "systemd" / "netlabd.service").read_text()
     sock = (REPO / "systemd" / "netlabd.socket").read_text()
-    svc = svc.replace("/usr/sbin/netlabd", str(NETLABD)).replace("/etc/netlab/netlabd.conf",
-                                                                  "/run/netlab/netlabd.conf")
+    svc = svc.replace("/usr/sbin/netlabd", BOX_NETLABD).replace("/etc/netlab/netlabd.conf",
+                                                                 "/run/netlab/netlabd.conf")
     assert "ListenStream=12345" in sock
     sock = sock.replace("ListenStream=12345", f"ListenStream=127.0.0.1:{port}")
     env = "".join(f"Environment={k}={os.environ[k]}\n" for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS")
@@ -48,6 +55,9 @@ def write_config(box, text):
     d = box.root / "run" / "netlab"
     d.mkdir(parents=True, exist_ok=True)
     (d / "netlabd.conf").write_text(text)
+    exe = d / "netlabd"
+    if not exe.exists():
+        shutil.copy2(NETLABD, exe)
 
 
 def netlabd_pids(box):
@@ -57,7 +67,7 @@ def netlabd_pids(box):
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
             continue
-        if exe == str(NETLABD):
+        if exe == BOX_NETLABD:
             out.append(pid)
     return out
 
