@@ -3,10 +3,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "children.h"
 #include "conn.h"
+#include "netlab-config.h"
 #include "util.h"
 
 void children_source_key(const struct sockaddr *sa, struct in6_addr *ret)
@@ -161,4 +163,52 @@ void children_forget_all(struct children *ch)
                 }
         }
         ch->n = 0;
+}
+
+/* Libraries a child never calls into.  A child runs our code, libc and, to
+ * log, libsystemd's sd_journal_send(); libconfig only parses config in the
+ * supervisor, and the rest serve libsystemd features (journal compression,
+ * sealing, capabilities) that sending an entry does not use. */
+static const char *const child_unused_libraries[] = {
+        "libconfig.so", "libgcrypt.so", "libgpg-error.so", "liblzma.so",
+        "libzstd.so", "liblz4.so", "libcap.so",
+};
+
+static bool unused_in_child(const char *path)
+{
+        const char *base = strrchr(path, '/');
+
+        base = base ? base + 1 : path;
+        for (size_t i = 0; i < ELEMENTSOF(child_unused_libraries); i++)
+                if (strncmp(base, child_unused_libraries[i], strlen(child_unused_libraries[i])) == 0)
+                        return true;
+        return false;
+}
+
+ssize_t children_trim_fork_image(void)
+{
+#if NETLAB_SANITIZE
+        /* A sanitizer report walks every loaded object: keep them all. */
+        return 0;
+#else
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/maps", "re");
+        char line[512];
+        size_t trimmed = 0;
+
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof line, f)) {
+                unsigned long start, end;
+                char path[256] = "";
+
+                /* "start-end perms offset dev inode path"; skip what we cannot parse. */
+                if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %255s", &start, &end, path) != 3 ||
+                    path[0] != '/' || end <= start || !unused_in_child(path))
+                        continue;
+                if (madvise((void *) start, end - start, MADV_DONTFORK) < 0)
+                        return -errno;
+                trimmed += end - start;
+        }
+        return (ssize_t) trimmed;
+#endif
 }

@@ -56,5 +56,13 @@ size_t children_reap(struct children *ch, children_exit_fn fn, void *userdata);
 /* Send sig to every child.  Return: how many were signalled. */
 size_t children_signal_all(struct children *ch, int sig);
 
+/* Make forks cheaper: mark the mappings of shared libraries no child ever
+ * calls into (libconfig, and the compression/crypto/capability libraries
+ * libsystemd links but sd_journal_send() does not use) MADV_DONTFORK, so
+ * fork() does not copy them and a child's exit does not tear them down.
+ * Only libraries on an explicit list are touched; anything unknown stays.
+ * Return: the number of bytes no longer inherited, or negative errno. */
+ssize_t children_trim_fork_image(void);
+
 /* Forget every child without touching it (used in a freshly forked child). */
 void children_forget_all(struct children *ch);

@@ -307,6 +307,12 @@ static int run(struct daemon *d)
                 return log_error_errno(errno, "cannot map the shared counters");
         }
 
+        ssize_t trimmed = children_trim_fork_image();
+        if (trimmed < 0)
+                log_error_errno((int) trimmed, "cannot trim the children's address space, continuing");
+        else
+                log_msg(LOG_DEBUG, "children will not inherit %zd bytes of unused libraries", trimmed);
+
         r = listeners_collect_activated(d);
         if (r < 0)
                 return r;

@@ -322,3 +322,25 @@ def test_no_zombies_after_many_requests(message_daemon):
     message_daemon.wait_no_children()
     assert message_daemon.zombies() == []
     assert len(message_daemon.wait_requests(100)) == 100
+
+
+def test_children_do_not_inherit_unused_libraries(daemon_factory):
+    """The supervisor maps libconfig (it parses the config); its children,
+    which never call it, do not inherit it (children_trim_fork_image())."""
+    port = free_port()
+    d = daemon_factory(make_config([message_listener(port)]))
+    s = hold_connection(port)
+    try:
+        wait_children(d, 1)
+        child = d.children()[0]
+        parent_maps = open(f"/proc/{d.pid}/maps").read()
+        child_maps = open(f"/proc/{child}/maps").read()
+        assert "libconfig.so" in parent_maps
+        if "sanitize" in os.environ.get("NETLAB_BUILD", "") or "asan" in str(NETLABD):
+            pytest.skip("sanitizer builds keep every library mapped")
+        assert "libconfig.so" not in child_maps
+        assert "libc.so" in child_maps and "libsystemd.so" in child_maps
+        # ...and the child still serves.
+        assert parse_frame(finish_frame(s))[3] == b"message received: hi"
+    finally:
+        s.close()
