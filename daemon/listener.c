@@ -461,6 +461,20 @@ static void listener_free(struct listener *l)
         free(l);
 }
 
+/* A socket systemd passed goes back to its empty spare slot when its listener
+ * goes away: we could not bind that port ourselves if it came back. */
+static void return_to_spares(struct daemon *d, struct listener *l, const char *name)
+{
+        if (!l->activated)
+                return;
+        for (size_t k = 0; k < d->n_spares; k++)
+                if (d->spares[k].fd < 0 && strcmp(d->spares[k].name, name) == 0) {
+                        l->io = sd_event_source_disable_unref(l->io);
+                        d->spares[k].fd = TAKE_FD(l->fd);
+                        return;
+                }
+}
+
 int listeners_apply(struct daemon *d, struct config *config)
 {
         size_t n = config->n_listeners;
@@ -549,17 +563,7 @@ int listeners_apply(struct daemon *d, struct config *config)
                                 old = old || d->listeners[j] == l;
                         if (!l || old)
                                 continue;
-                        if (l->activated) {
-                                struct spare_fd *sp = NULL;
-                                for (size_t k = 0; k < d->n_spares && !sp; k++)
-                                        if (d->spares[k].fd < 0 &&
-                                            strcmp(d->spares[k].name, config->listeners[i].name) == 0)
-                                                sp = &d->spares[k];
-                                if (sp) {
-                                        sp->fd = TAKE_FD(l->fd);
-                                        l->io = sd_event_source_disable_unref(l->io);
-                                }
-                        }
+                        return_to_spares(d, l, config->listeners[i].name);
                         listener_free(l);
                 }
                 free(next);
@@ -573,16 +577,7 @@ int listeners_apply(struct daemon *d, struct config *config)
                 if (kept[j])
                         continue;
                 log_msg(LOG_INFO, "listener '%s' removed", l->cfg->name);
-                if (l->activated) {
-                        struct spare_fd *sp = NULL;
-                        for (size_t k = 0; k < d->n_spares && !sp; k++)
-                                if (d->spares[k].fd < 0 && strcmp(d->spares[k].name, l->cfg->name) == 0)
-                                        sp = &d->spares[k];
-                        if (sp) {
-                                l->io = sd_event_source_disable_unref(l->io);
-                                sp->fd = TAKE_FD(l->fd);
-                        }
-                }
+                return_to_spares(d, l, l->cfg->name);
                 listener_free(l);
         }
         for (size_t i = 0; i < n; i++) {

@@ -150,3 +150,26 @@ def test_reload_keeps_passed_socket(activated, tmp_path):
     a.wait_log("reloaded")
     assert raw_exchange(port, b"x\n") == b"v2 x\n"
     assert a.stop() == 0
+
+
+def test_reload_removes_and_readds_passed_socket(activated):
+    """A passed socket whose listener a reload removes is kept (we could not
+    bind its port ourselves: systemd holds it) and adopted again when a later
+    reload brings the listener back."""
+    port, other = free_port(), free_port()
+    a = activated(make_config([message_listener(port)]), [f"127.0.0.1:{port}"], ["message"])
+    assert raw_exchange(port, b"x\n") == b"message received: x\n"
+
+    a.cfg.write_text(make_config([message_listener(other, name="other")]))
+    a.proc.send_signal(signal.SIGHUP)
+    a.wait_log("listener 'message' removed")
+    assert raw_exchange(other, b"y\n") == b"message received: y\n"
+
+    a.cfg.write_text(make_config([message_listener(port, reply="back %m")]))
+    a.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while a.log().count("(socket from systemd)") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert a.log().count(f"listener 'message': message on tcp/127.0.0.1:{port} (socket from systemd)") == 2
+    assert raw_exchange(port, b"z\n") == b"back z\n"
+    assert a.stop() == 0
