@@ -18,6 +18,9 @@ static const struct {
         [NL_STATUS_TIMEOUT] = { "timeout", "timed out" },
         [NL_STATUS_UNSUPPORTED] = { "unsupported", "unsupported protocol version or request" },
         [NL_STATUS_INTERNAL] = { "internal-error", "internal server error" },
+        [NL_STATUS_CHANGED] = { "changed", "the file changed on the server" },
+        [NL_STATUS_MISMATCH] = { "mismatch", "the local data before the offset differs from the server's" },
+        [NL_STATUS_RANGE] = { "range", "offset past the end of the file" },
 };
 
 const char *nl_status_name(unsigned status)

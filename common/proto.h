@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire.h"
+
 /* Frame header (docs/PROTOCOL.md, "Frames"):
  *   0  3  magic 0x00 'N' 'L'   (a NUL first byte: lab text never contains one)
  *   3  1  version
@@ -25,6 +27,14 @@
 enum nl_type {
         NL_TYPE_MSG_SEND = 0x01,  /* client -> server: body = message text */
         NL_TYPE_MSG_REPLY = 0x02, /* server -> client: body = reply or error text */
+
+        /* File service (docs/PROTOCOL.md, "File service"). */
+        NL_TYPE_FILE_GET = 0x10,     /* client -> server: struct file_request */
+        NL_TYPE_FILE_STAT = 0x11,    /* client -> server: path only */
+        NL_TYPE_FILE_LIST = 0x12,    /* client -> server: path only ("" = the root) */
+        NL_TYPE_FILE_INFO = 0x20,    /* server -> client: first answer to every file request */
+        NL_TYPE_FILE_END = 0x21,     /* server -> client: last frame of a GET or LIST */
+        NL_TYPE_FILE_ENTRIES = 0x22, /* server -> client: a batch of directory entries */
 };
 
 enum nl_status {
@@ -37,6 +47,9 @@ enum nl_status {
         NL_STATUS_TIMEOUT = 6,
         NL_STATUS_UNSUPPORTED = 7,
         NL_STATUS_INTERNAL = 8,
+        NL_STATUS_CHANGED = 9,   /* resume: the file is not the one the validator names */
+        NL_STATUS_MISMATCH = 10, /* resume: the client's bytes before the offset differ */
+        NL_STATUS_RANGE = 11,    /* the offset is past the end of the file */
         _NL_STATUS_MAX,
 };
 
@@ -45,6 +58,17 @@ enum nl_status {
 #define NL_MSG_MAX_LIMIT (1024u * 1024u) /* the largest max_message a config may set */
 #define NL_REPLY_MAX (256u * 1024u)    /* largest reply body a server sends or a client accepts */
 #define NL_ERROR_TEXT_MAX 1024u        /* largest error text in a frame body */
+
+/* File service limits. */
+#define NL_PATH_MAX 4096u              /* longest path in a request, bytes */
+#define NL_NAME_MAX 255u               /* longest path component, bytes */
+#define NL_VALIDATOR_SIZE 32u          /* an opaque validator: compare, never parse */
+#define NL_DIGEST_SIZE 32u             /* SHA-256 */
+#define NL_TAIL_MAX (1024u * 1024u)    /* most bytes before the offset a tail hash may cover */
+#define NL_TAIL_DEFAULT (64u * 1024u)  /* what netlabctl hashes */
+#define NL_FILE_REQUEST_MAX 8192u      /* largest file request body */
+#define NL_ENTRIES_MAX (64u * 1024u)   /* largest FILE_ENTRIES body */
+#define NL_INFO_SIZE 70u               /* FILE_INFO body with status OK */
 
 /* Short machine name of a status ("busy"), or "unknown". */
 const char *nl_status_name(unsigned status);
@@ -109,3 +133,126 @@ struct msg_request {
  * malformed request; -E2BIG if the message is longer than max;
  * -EPROTONOSUPPORT for an unknown frame version. */
 int msg_request_parse(const uint8_t *buf, size_t n, bool end, size_t max, struct msg_request *req);
+
+/* proto-file.c: the file service's frames (docs/PROTOCOL.md, "File service").
+ * Every decoder takes the frame body exactly (the header already decoded) and
+ * refuses trailing bytes. */
+
+enum file_request_flag {
+        FILE_GET_DIGEST = 1u << 0, /* send the whole-file SHA-256 in FILE_END */
+        _FILE_GET_FLAGS_ALL = FILE_GET_DIGEST,
+};
+
+struct file_request {
+        uint8_t type;               /* NL_TYPE_FILE_GET, _STAT or _LIST */
+        uint8_t flags;              /* GET: enum file_request_flag */
+        uint64_t offset;            /* GET: first byte wanted */
+        bool has_validator;         /* GET: resume only if the file still matches */
+        uint8_t validator[NL_VALIDATOR_SIZE];
+        uint32_t tail_len;          /* GET: bytes before offset covered by tail_hash (0: none) */
+        uint8_t tail_hash[NL_DIGEST_SIZE];
+        const uint8_t *path;        /* borrowed from the body; not NUL-terminated */
+        size_t path_len;
+        const char *problem;        /* on -EBADMSG/-E2BIG: what was wrong (static) */
+};
+
+/* Decode a file request body of a frame of the given type.  *ret is always
+ * written (problem).  Return: 0; -EBADMSG (malformed, unknown flags, tail_len
+ * > offset or > NL_TAIL_MAX, a validator length other than 0 or 32, trailing
+ * bytes, bad path); -E2BIG (path longer than NL_PATH_MAX);
+ * -EOPNOTSUPP (type is not a file request). */
+int file_request_decode(uint8_t type, const uint8_t *body, size_t n, struct file_request *ret);
+
+/* Encode a whole request frame (header included) into dst.
+ * Return: the frame size; -ENOBUFS; -EINVAL for a bad request. */
+int file_request_encode(uint8_t *dst, size_t size, const struct file_request *req);
+
+/* Check a request path lexically (extra defence; the open beneath the root is
+ * the real confinement): relative, components separated by single '/', no
+ * empty, "." or ".." component, no component longer than NL_NAME_MAX, no NUL
+ * or control byte (< 0x20, 0x7f), valid UTF-8, at most NL_PATH_MAX bytes.
+ * The empty path means the root itself and is allowed only if allow_empty.
+ * With hide_dotfiles a component starting with '.' is refused too.
+ * Nothing is decoded or normalised.
+ * Return: 0; -EBADMSG with *ret_problem set (static text); -E2BIG if too long;
+ * -ENOENT for a dotfile component when hide_dotfiles. */
+int file_path_check(const uint8_t *path, size_t n, bool allow_empty, bool hide_dotfiles,
+                    const char **ret_problem);
+
+enum file_kind {
+        FILE_KIND_REGULAR = 1,
+        FILE_KIND_DIRECTORY = 2,
+        FILE_KIND_SYMLINK = 3, /* LIST only: an entry that is a symbolic link */
+        FILE_KIND_OTHER = 4,   /* LIST only: FIFO, socket, device */
+};
+
+/* FILE_INFO body when status is OK (NL_INFO_SIZE bytes); otherwise the body
+ * is the error text. */
+struct file_info {
+        uint8_t kind;               /* enum file_kind */
+        uint8_t flags;              /* FILE_INFO_DIGEST_FOLLOWS */
+        uint64_t size;
+        uint64_t offset;            /* GET: where the data starts */
+        uint64_t length;            /* GET: bytes of data that follow this frame */
+        int64_t mtime_sec;
+        uint32_t mtime_nsec;
+        uint8_t validator[NL_VALIDATOR_SIZE];
+};
+
+enum file_info_flag {
+        FILE_INFO_DIGEST_FOLLOWS = 1u << 0, /* FILE_END will carry the digest */
+};
+
+int file_info_encode(uint8_t *dst, size_t size, const struct file_info *info);
+/* Return: 0; -EBADMSG if n != NL_INFO_SIZE, a kind is unknown, length >
+ * size - offset, or nsec >= 1e9. */
+int file_info_decode(const uint8_t *body, size_t n, struct file_info *ret);
+
+/* FILE_END body with status OK: u8 digest length (0 or 32), digest. */
+int file_end_encode(uint8_t *dst, size_t size, const uint8_t *digest /* or NULL */);
+/* Return: 0 with *ret_has_digest; -EBADMSG. */
+int file_end_decode(const uint8_t *body, size_t n, bool *ret_has_digest,
+                    uint8_t ret_digest[NL_DIGEST_SIZE]);
+
+/* One LIST entry: u8 kind, u64 size, s64 mtime seconds, u16 name length, name. */
+struct file_entry {
+        uint8_t kind;
+        uint64_t size;
+        int64_t mtime_sec;
+        const uint8_t *name;        /* borrowed; not NUL-terminated */
+        size_t name_len;
+};
+
+#define FILE_ENTRY_FIXED 19u        /* bytes of an entry besides its name */
+
+/* Append one entry to w.  Return: 0; -ENOBUFS (nothing written); -EINVAL if
+ * the name is empty or longer than NL_NAME_MAX. */
+int file_entry_put(struct wire_writer *w, const struct file_entry *e);
+/* Read the next entry of a FILE_ENTRIES body.  Return: 1 with *ret filled;
+ * 0 at the end of the body; -EBADMSG (truncated entry, empty or over-long
+ * name, unknown kind). */
+int file_entry_next(struct wire_reader *r, struct file_entry *ret);
+
+/* proto-lab.c: the lab's broken-download preamble (BRIEF.md): an ASCII '0',
+ * '1' or '2' and a NUL; for '1' and '2' then 10 bytes of decimal offset, ended
+ * by a NUL unless all ten are digits, the bytes after the NUL unspecified. */
+
+#define LAB_DOWNLOAD_COMMAND_SIZE 2u
+#define LAB_DOWNLOAD_OFFSET_SIZE 10u
+
+struct lab_download_request {
+        char command;               /* '0', '1' or '2' */
+        uint64_t offset;            /* 0 for '0' */
+        size_t consumed;            /* 2 or 12 */
+        const char *problem;        /* on -EBADMSG */
+};
+
+/* Parse the preamble from the bytes received so far; identical results at
+ * every split point.  Return: 0 when complete; -EAGAIN for more; -EBADMSG
+ * (unknown command, no NUL after it, empty, signed, non-numeric offset). */
+int lab_download_parse(const uint8_t *buf, size_t n, struct lab_download_request *ret);
+
+/* Encode a lab request into dst (2 or 12 bytes; the offset NUL-padded).
+ * Return: bytes written; -EINVAL for a bad command or an offset over 10 digits;
+ * -ENOBUFS. */
+int lab_download_encode(uint8_t *dst, size_t size, char command, uint64_t offset);

@@ -5,9 +5,11 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <time.h>
 
 #include "conn.h"
+#include "log.h"
 #include "util.h"
 
 uint64_t now_usec(void)
@@ -131,6 +133,44 @@ int conn_write_all(struct conn *c, const void *buf, size_t n)
         return 0;
 }
 
+/* Large enough that a fast link needs few calls per second, small enough
+ * that the 2 GiB sendfile() cap is never near. */
+#define SENDFILE_CHUNK (64u * 1024u * 1024u)
+
+int conn_sendfile(struct conn *c, int fd, uint64_t offset, uint64_t len, uint64_t *ret_sent)
+{
+        off_t pos = (off_t) offset;
+        uint64_t sent = 0;
+        int r = 0;
+
+        while (sent < len) {
+                size_t want = len - sent < SENDFILE_CHUNK ? (size_t) (len - sent) : SENDFILE_CHUNK;
+                ssize_t k = sendfile(c->fd, fd, &pos, want);
+
+                if (k > 0) {
+                        sent += (uint64_t) k;
+                        c->bytes_out += (uint64_t) k;
+                        continue;
+                }
+                if (k == 0) {
+                        r = -ENODATA; /* EOF before len: the file shrank */
+                        break;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                        r = -errno;
+                        break;
+                }
+                r = wait_for(c, POLLOUT, 0);
+                if (r < 0)
+                        break;
+                r = 0;
+        }
+        *ret_sent = sent;
+        return r;
+}
+
 void conn_close_lingering(struct conn *c, uint64_t linger_usec)
 {
         uint8_t sink[1024];
@@ -172,4 +212,13 @@ void conn_close_lingering(struct conn *c, uint64_t linger_usec)
                         break; /* EOF: the client closed after reading our reply */
         }
         c->fd = safe_close(c->fd);
+}
+
+void conn_end_request(struct conn *c, struct request_log *entry, uint64_t linger_usec)
+{
+        conn_close_lingering(c, linger_usec);
+        entry->bytes_in = c->bytes_in;
+        entry->bytes_out = c->bytes_out;
+        entry->duration_usec = now_usec() - c->start_usec;
+        log_request(entry);
 }

@@ -13,6 +13,8 @@
 
 #include "config.h"
 
+struct request_log;
+
 struct conn {
         int fd;
         const struct listener_config *listener;
@@ -49,3 +51,14 @@ int conn_write_all(struct conn *c, const void *buf, size_t n);
  * the kernel does not answer unread data with a reset that can destroy the
  * reply in flight), then close. */
 void conn_close_lingering(struct conn *c, uint64_t linger_usec);
+
+/* Send bytes [offset, offset + len) of file fd with sendfile(2): no copy
+ * through user space.  Each step is bounded by the idle timeout and the
+ * deadline.  *ret_sent (always written) counts the bytes that left.
+ * Return: 0; -ENODATA if the file ended early (it shrank under us);
+ * -ETIMEDOUT if the client stopped reading; negative errno. */
+int conn_sendfile(struct conn *c, int fd, uint64_t offset, uint64_t len, uint64_t *ret_sent);
+
+/* End the request: conn_close_lingering(), then fill the entry's byte counts
+ * and duration from c and write it with log_request(). */
+void conn_end_request(struct conn *c, struct request_log *entry, uint64_t linger_usec);

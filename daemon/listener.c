@@ -26,9 +26,11 @@
 #include "util.h"
 
 extern const struct service svc_message;
+extern const struct service svc_file_tcp;
 
 static const struct service *const services[] = {
         &svc_message,
+        &svc_file_tcp,
 };
 
 const struct service *service_find(const char *name)
@@ -43,6 +45,30 @@ const struct service *const *service_table(size_t *ret_n)
 {
         *ret_n = ELEMENTSOF(services);
         return services;
+}
+
+int service_refuse_in_form(int fd, const uint8_t *first, size_t n_first, uint8_t frame_type,
+                           unsigned status, const char *text)
+{
+        uint8_t buf[NL_HEADER_SIZE + NL_ERROR_TEXT_MAX + 16];
+        size_t len = strlen(text);
+        int n;
+
+        if (len > NL_ERROR_TEXT_MAX)
+                len = NL_ERROR_TEXT_MAX;
+        if (nl_is_frame_start(first, n_first))
+                n = nl_frame_encode(buf, sizeof buf, frame_type, (uint8_t) status, text, len);
+        else
+                n = xsnprintf((char *) buf, sizeof buf, "error: %.*s\n", (int) len, text);
+        if (n < 0)
+                return n;
+
+        /* The socket buffer of a fresh connection is empty, so this small
+         * write does not block; a short write only loses the tail of a
+         * refusal. */
+        if (send(fd, buf, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                return -errno;
+        return 0;
 }
 
 /* ---- refusals: busy answers written without blocking the supervisor ---- */

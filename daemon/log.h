@@ -5,6 +5,8 @@
  * are escaped before they reach stderr. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -35,6 +37,10 @@ struct request_log {
         const char *detail;        /* human text on failure, or NULL */
         const uint8_t *text;       /* message service: the message, or NULL */
         size_t text_len;
+        const uint8_t *file;       /* file service: the requested path, or NULL */
+        size_t file_len;
+        bool has_offset;           /* file service: OFFSET= is meaningful */
+        uint64_t offset;
         int priority;              /* LOG_INFO for served, LOG_NOTICE/WARNING for refusals */
 };
 

@@ -42,5 +42,13 @@ struct service {
 };
 
 /* listener.c: the table of services. */
+
+/* The usual refuse_stream() body: a frame of frame_type carrying status and
+ * text (cut to NL_ERROR_TEXT_MAX) if the client's first byte starts a netlab
+ * frame, else the line "error: <text>\n".  Never blocks.
+ * Return: 0, or negative errno. */
+int service_refuse_in_form(int fd, const uint8_t *first, size_t n_first, uint8_t frame_type,
+                           unsigned status, const char *text);
+
 const struct service *service_find(const char *name);
 const struct service *const *service_table(size_t *ret_n);

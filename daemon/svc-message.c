@@ -294,42 +294,15 @@ static int svc_message_serve(struct conn *c)
                 (void) xsnprintf(detail, sizeof detail, "reading the request failed: %s", strerror(-r));
         }
 
-        conn_close_lingering(c, MESSAGE_LINGER_USEC);
-
         entry.detail = detail[0] ? detail : NULL;
-        entry.bytes_in = c->bytes_in;
-        entry.bytes_out = c->bytes_out;
-        entry.duration_usec = now_usec() - c->start_usec;
-        log_request(&entry);
+        conn_end_request(c, &entry, MESSAGE_LINGER_USEC);
         return r < 0 ? r : 0;
 }
 
 static int svc_message_refuse(int fd, const uint8_t *first, size_t n_first, unsigned status,
                               const char *text)
 {
-        uint8_t buf[NL_HEADER_SIZE + NL_ERROR_TEXT_MAX + 16];
-        size_t len = strlen(text);
-        int n;
-
-        if (len > NL_ERROR_TEXT_MAX)
-                len = NL_ERROR_TEXT_MAX;
-
-        if (nl_is_frame_start(first, n_first)) {
-                n = nl_frame_encode(buf, sizeof buf, NL_TYPE_MSG_REPLY, (uint8_t) status, text, len);
-                if (n < 0)
-                        return n;
-        } else {
-                n = xsnprintf((char *) buf, sizeof buf, "error: %.*s\n", (int) len, text);
-                if (n < 0)
-                        return n;
-        }
-
-        /* The socket buffer of a fresh connection is empty, so this small
-         * write does not block; a short write only loses the tail of a
-         * refusal. */
-        if (send(fd, buf, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-                return -errno;
-        return 0;
+        return service_refuse_in_form(fd, first, n_first, NL_TYPE_MSG_REPLY, status, text);
 }
 
 const struct service svc_message = {

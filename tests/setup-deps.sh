@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD_DEPS=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libconfig-dev libinih-dev)
+BUILD_DEPS=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libconfig-dev libinih-dev libssl-dev)
 TEST_DEPS=(python3 python3-pytest systemd util-linux procps)
 want=("${BUILD_DEPS[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST_DEPS[@]}")
@@ -20,6 +20,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The example config serves /srv/netlab: give it the sample file (the
+# packages install the same), unless the admin already has one.
+if [ ! -e /srv/netlab ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO install -d -m 0755 /srv/netlab
+    $SUDO install -m 0644 conf/srv/source_file.txt /srv/netlab/source_file.txt
 fi
 
 [ -d build ] || meson setup build

@@ -193,7 +193,7 @@ static const struct bad_case bad_cases[] = {
           "                port = 70;\n"
           "        }\n"
           ");\n",
-          { { 4, "listener: service: unknown service \"gopher\" (known: message)" } } },
+          { { 4, "listener: service: unknown service \"gopher\" (known: message, file)" } } },
         { "message over udp",
           "listeners = (\n"
           "        {\n"
@@ -551,7 +551,17 @@ static void test_example_config(void)
         CHECK_STR(c->log.level, "info");
         CHECK_INT(c->log_target, LOG_TARGET_AUTO);
         CHECK_INT(c->log_level, LOG_INFO);
-        if (CHECK_U64(c->n_listeners, 1)) {
+        if (CHECK_U64(c->n_listeners, 3)) {
+                const struct listener_config *f = &c->listeners[1], *lab = &c->listeners[2];
+
+                CHECK_STR(f->name, "files");
+                CHECK(f->service == service_find("file"));
+                CHECK_INT(f->port, 5001);
+                CHECK_STR(lab->name, "lab-download");
+                CHECK(lab->service == service_find("file"));
+                CHECK_INT(lab->port, 5002);
+        }
+        if (c->n_listeners >= 1) {
                 const struct listener_config *l = &c->listeners[0];
                 char endpoint[96];
 
