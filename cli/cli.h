@@ -21,6 +21,8 @@ enum {
         EXIT_PROTOCOL = 6,      /* the reply is malformed or missing */
         EXIT_TIMEOUT = 7,       /* no (complete) reply in time */
         EXIT_LOCAL_IO = 8,      /* a local file could not be read or written */
+        EXIT_CHANGED = 9,       /* fetch --no-restart: the server's file changed; partial kept */
+        EXIT_VERIFY = 10,       /* fetch --verify: the digest of the local file differs */
 };
 
 #define CLI_HOST_MAX 255
@@ -32,6 +34,10 @@ struct settings {
         /* [send] */
         uint16_t send_port;
         bool send_lab;
+        /* [fetch], also the port of ls */
+        uint16_t fetch_port;
+        bool fetch_lab;
+        bool fetch_verify;
 };
 
 extern struct settings settings;
@@ -109,6 +115,69 @@ int net_write_all(int fd, const void *buf, size_t n, uint64_t timeout_ms);
 /* Current time in microseconds (CLOCK_MONOTONIC). */
 uint64_t mono_usec(void);
 
+/* file-client.c: the file service's request and answer frames, shared by
+ * fetch and ls (docs/PROTOCOL.md, section 8). */
+
+struct nl_header;
+struct file_request;
+
+/* Encode req and send it on fd.  Return: 0; -EALREADY if the server answered
+ * before the whole request was sent (read its answer); -ETIMEDOUT; -EINVAL
+ * if req cannot be encoded; negative errno of send(). */
+int file_client_send(int fd, const struct file_request *req);
+
+/* Read one frame: its header, then its body into body (body_size must be at
+ * least NL_ERROR_TEXT_MAX).  A body longer than ok_max (status OK) or
+ * NL_ERROR_TEXT_MAX (any other status) is refused before it is read.
+ * first_hint is NULL except for the first frame of the answer, where a
+ * non-netlab first byte means a lab-style server: it then ends the message
+ * ("try --lab").  Every wait is bounded by the timeout.
+ * Return: 0 with *ret_h filled and *ret_n body bytes in body; -ENODATA if the
+ * connection closed before the first byte; -EPIPE if it closed inside the
+ * frame; -ETIMEDOUT; -EPROTO with problem set (malformed, foreign, too long);
+ * negative errno of recv(). */
+int file_client_read_frame(int fd, const char *first_hint, uint8_t *body, size_t body_size,
+                           size_t ok_max, struct nl_header *ret_h, size_t *ret_n, char *problem,
+                           size_t problem_size);
+
+/* Report a failed file_client_send() or file_client_read_frame() result r
+ * through fail(), with what (the frame that was expected, e.g. "the answer")
+ * and suffix appended to the message ("" for none).  Return: the exit code. */
+int file_client_fail(const char *command, int r, const char *what, const char *problem,
+                     const char *suffix);
+
+/* Report a refusal (a FILE_INFO or FILE_END frame with a status other than OK)
+ * as "server refused (NAME): TEXT" + suffix, the text escaped.
+ * Return: the exit code: EXIT_BUSY, EXIT_CHANGED for changed and mismatch,
+ * else EXIT_REFUSED. */
+int file_client_refused(const char *command, const struct nl_header *h, const uint8_t *body,
+                        size_t n, const char *suffix);
+
+/* progress.c: a one-line progress bar on standard error. */
+
+struct progress {
+        bool enabled;
+        uint64_t total;      /* whole-file size; UINT64_MAX when unknown (lab format) */
+        uint64_t pos;        /* position in the whole file at the last redraw */
+        uint64_t start_usec; /* CLOCK_MONOTONIC_COARSE, microseconds */
+        uint64_t next_usec;  /* no redraw before this */
+        uint64_t last_usec;
+        double rate;         /* bytes per second, smoothed */
+        int columns;         /* of the terminal */
+        int drawn;           /* width of the line on screen, 0 if none */
+};
+
+/* Start a bar at position pos of a file of total bytes (UINT64_MAX: unknown).
+ * enabled false makes every other call a no-op. */
+void progress_init(struct progress *p, bool enabled, uint64_t total, uint64_t pos);
+/* Note the new position; redraws at most 10 times a second.  Costs one
+ * clock_gettime(CLOCK_MONOTONIC_COARSE) (vDSO, no syscall) when enabled. */
+void progress_update(struct progress *p, uint64_t pos);
+/* Replace the bar with a short text (what happens next, e.g. "verifying"). */
+void progress_note(struct progress *p, const char *text);
+/* Erase the bar, leaving the cursor at the start of an empty line. */
+void progress_clear(struct progress *p);
+
 /* output.c */
 
 /* Print bytes a server sent: raw when stdout is not a terminal, with control
@@ -120,6 +189,11 @@ void print_server_text(const uint8_t *buf, size_t n, bool add_newline);
  * \u00XX of each byte). */
 void json_string(FILE *f, const uint8_t *buf, size_t n);
 
+/* Print a name (a path component from a server) with every control byte
+ * escaped as \xHH, so one name is one line; on a terminal also invalid
+ * UTF-8 and C1 controls. */
+void print_name(FILE *f, const uint8_t *buf, size_t n);
+
 /* Print an error: "netlabctl: <text>" to stderr, and with --json an object
  * {"command":..., "status":..., "error":...} to stdout.  Returns exit_code. */
 int fail(const char *command, int exit_code, const char *status, const char *fmt, ...)
@@ -127,3 +201,5 @@ int fail(const char *command, int exit_code, const char *status, const char *fmt
 
 /* Commands. */
 int cmd_send(int argc, char **argv);
+int cmd_fetch(int argc, char **argv);
+int cmd_ls(int argc, char **argv);

@@ -129,10 +129,22 @@ static int on_value(void *user, const char *section, const char *name, const cha
                         r = bool_value(value, &settings.send_lab);
                         expect = "true or false";
                 }
+        } else if (strcmp(section, "fetch") == 0) {
+                if (strcmp(name, "port") == 0) {
+                        r = port_value(value, &settings.fetch_port);
+                        expect = "a port from 1 to 65535";
+                } else if (strcmp(name, "lab") == 0) {
+                        r = bool_value(value, &settings.fetch_lab);
+                        expect = "true or false";
+                } else if (strcmp(name, "verify") == 0) {
+                        r = bool_value(value, &settings.fetch_verify);
+                        expect = "true or false";
+                }
         } else {
                 if (st->problem_line == 0) {
                         (void) xsnprintf(st->problem, sizeof st->problem,
-                                         "unknown section [%.64s] (known: [defaults], [send])", section);
+                                         "unknown section [%.64s] (known: [defaults], [send], "
+                                         "[fetch])", section);
                         st->problem_line = st->line;
                 }
                 return 0;
@@ -189,6 +201,7 @@ int settings_load(const char *explicit_path)
                 .host = "localhost",
                 .timeout_ms = 5000,
                 .send_port = 12345,
+                .fetch_port = 5001, /* the lab sheet's broken-download port */
         };
 
         if (explicit_path)

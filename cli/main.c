@@ -15,6 +15,8 @@ static const struct command {
         const char *summary;
 } commands[] = {
         { "send", cmd_send, "send one message to a message service and print the reply" },
+        { "fetch", cmd_fetch, "download a file from a file service, resumably" },
+        { "ls", cmd_ls, "list a directory of a file service" },
 };
 
 static void help(void)

@@ -42,6 +42,28 @@ void print_server_text(const uint8_t *buf, size_t n, bool add_newline)
                 putchar('\n');
 }
 
+void print_name(FILE *f, const uint8_t *buf, size_t n)
+{
+        bool tty = isatty(fileno(f));
+
+        for (size_t i = 0; i < n; i++) {
+                uint8_t b = buf[i];
+                if (b >= 0x20 && b < 0x7F) {
+                        fputc(b, f);
+                        continue;
+                }
+                size_t len = b >= 0x80 ? utf8_char(buf + i, n - i) : 0;
+                if (len > 0 || (b >= 0x80 && !tty)) {
+                        /* Valid UTF-8 (C1 controls excluded by text_check),
+                         * or any high byte when no terminal reads it. */
+                        len = len > 0 ? len : 1;
+                        (void) !fwrite(buf + i, 1, len, f);
+                        i += len - 1;
+                } else
+                        fprintf(f, "\\x%02x", b);
+        }
+}
+
 void json_string(FILE *f, const uint8_t *buf, size_t n)
 {
         fputc('"', f);

@@ -216,11 +216,15 @@ static void refuse(struct daemon *d, struct listener *l, int fd, unsigned status
 
 static void reset_signals(void)
 {
-        static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE };
+        static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
         sigset_t none;
 
         for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
                 (void) signal(sigs[i], SIG_DFL);
+        /* SIGPIPE stays ignored: sendfile(2) has no MSG_NOSIGNAL, and a client
+         * that resets mid-download must give EPIPE and a log entry, not a
+         * child killed by a signal. */
+        (void) signal(SIGPIPE, SIG_IGN);
         (void) sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
 }

@@ -130,6 +130,16 @@ void log_request(const struct request_log *r)
                 text_escape(text, sizeof text, r->text, r->text_len);
         if (r->file)
                 text_escape(file, sizeof file, r->file, r->file_len);
+        /* stderr's [KEY=value ...] list is split on spaces: spell them \x20. */
+        char file_field[sizeof file * 4] = "";
+        for (size_t i = 0, k = 0; file[i] && k + 5 < sizeof file_field; i++) {
+                if (file[i] == ' ') {
+                        memcpy(file_field + k, "\\x20", 4);
+                        k += 4;
+                } else
+                        file_field[k++] = file[i];
+                file_field[k] = '\0';
+        }
         if (r->has_offset) {
                 (void) xsnprintf(offset_num, sizeof offset_num, "%llu", (unsigned long long) r->offset);
                 (void) xsnprintf(offset, sizeof offset, " at offset %s", offset_num);
@@ -193,7 +203,7 @@ void log_request(const struct request_log *r)
                          msg, r->listener, r->service, r->remote_addr, r->remote_port,
                          (unsigned long long) r->bytes_in, (unsigned long long) r->bytes_out,
                          (unsigned long long) r->duration_usec, r->result,
-                         r->file ? " FILE=" : "", r->file ? file : "",
+                         r->file ? " FILE=" : "", r->file ? file_field : "",
                          r->has_offset ? " OFFSET=" : "",
                          offset_num);
         stderr_line(prio, line);

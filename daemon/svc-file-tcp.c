@@ -480,7 +480,9 @@ static int serve_netlab(struct file_session *s, uint8_t *buf, size_t size, size_
                               "unsupported protocol version %u (this server speaks version %u)",
                               h.version, NL_VERSION);
         if (r < 0)
-                return refuse(s, NL_STATUS_BAD_REQUEST, "not a netlab frame");
+                return refuse(s, NL_STATUS_BAD_REQUEST, "malformed frame header");
+        if (h.status != 0)
+                return refuse(s, NL_STATUS_BAD_REQUEST, "status must be 0 in a request");
         if (h.type != NL_TYPE_FILE_GET && h.type != NL_TYPE_FILE_STAT && h.type != NL_TYPE_FILE_LIST)
                 return refuse(s, NL_STATUS_UNSUPPORTED,
                               "frame type 0x%02x is not a file request (this is a file listener)", h.type);
@@ -539,10 +541,12 @@ static int serve_netlab(struct file_session *s, uint8_t *buf, size_t size, size_
 read_failed:
         if (r == -ETIMEDOUT)
                 return refuse(s, NL_STATUS_TIMEOUT, "the request did not arrive in time");
-        if (r == -EPIPE) {
-                session_result(s, "no-request", LOG_INFO, "the client closed before its request was complete");
-                return 0;
-        }
+        if (r == -EPIPE)
+                /* Half-closed inside the request: answer anyway, the client
+                 * may still be reading. */
+                return refuse(s, NL_STATUS_BAD_REQUEST, "%s",
+                              n < NL_HEADER_SIZE ? "connection closed inside the frame header"
+                                                 : "connection closed before the whole request arrived");
         session_result(s, "io-error", LOG_NOTICE, "reading the request failed: %s", strerror(-r));
         return r;
 }
@@ -582,6 +586,11 @@ static int svc_file_serve(struct conn *c)
                 session_result(&s, "no-request", LOG_INFO, "client closed without sending a request");
                 r = 0;
         } else if (r == -ETIMEDOUT) {
+                /* Nothing arrived, so the form is unknown: a line, as the
+                 * message service does (a lab client never gets here: it
+                 * sends at once). */
+                static const char text[] = "error: no request arrived in time\n";
+                (void) conn_write_all(c, text, strlen(text));
                 session_result(&s, "timeout", LOG_NOTICE, "no request arrived in time");
         } else {
                 session_result(&s, "io-error", LOG_NOTICE, "reading the request failed: %s", strerror(-r));

@@ -341,3 +341,258 @@ def parse_frame(data):
     length = int.from_bytes(data[8:12], "big")
     assert len(data) == 12 + length, (len(data), length)
     return data[3], data[4], data[5], data[12:]
+
+
+# ---------------------------------------------------------------------------
+# the file service (docs/PROTOCOL.md sections 8 and 9)
+
+FILE_GET, FILE_STAT, FILE_LIST = 0x10, 0x11, 0x12
+FILE_INFO, FILE_END, FILE_ENTRIES = 0x20, 0x21, 0x22
+FILE_INFO_SIZE = 70
+
+
+def file_listener(port, root, name="files", **extra):
+    l = {"name": name, "service": "file", "transport": "tcp", "address": "127.0.0.1", "port": port,
+         "root": str(root)}
+    l.update(extra)
+    return l
+
+
+@pytest.fixture
+def file_daemon(daemon_factory, tmp_path):
+    """netlabd with one file listener (lab_file = "source_file.txt") on a free
+    loopback port; d.root is its (initially empty) root directory."""
+    root = tmp_path / "root"
+    root.mkdir()
+    port = free_port()
+    d = daemon_factory(make_config([file_listener(port, root, lab_file="source_file.txt")]))
+    d.port = port
+    d.root = root
+    return d
+
+
+def _path_field(path):
+    p = path.encode() if isinstance(path, str) else bytes(path)
+    return len(p).to_bytes(2, "big") + p
+
+
+def file_get_body(path, offset=0, flags=0, validator=None, tail_len=0, tail_hash=None):
+    """The body of a FILE_GET request (PROTOCOL.md 8.1)."""
+    body = bytes([flags]) + offset.to_bytes(8, "big")
+    if validator is None:
+        body += b"\x00"
+    else:
+        body += bytes([len(validator)]) + validator
+    body += tail_len.to_bytes(4, "big")
+    if tail_len:
+        body += tail_hash
+    return body + _path_field(path)
+
+
+def file_get(path, **kw):
+    return frame(FILE_GET, file_get_body(path, **kw))
+
+
+def file_stat(path):
+    return frame(FILE_STAT, _path_field(path))
+
+
+def file_list(path):
+    return frame(FILE_LIST, _path_field(path))
+
+
+def recv_exact(s, n):
+    """Up to n bytes from s: fewer only at EOF."""
+    chunks, got = [], 0
+    while got < n:
+        b = s.recv(min(n - got, 1 << 20))
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def read_frame(s):
+    """(version, type, status, body) of the next frame; None at a clean EOF
+    before any byte.  Asserts the frame is whole."""
+    hdr = recv_exact(s, 12)
+    if not hdr:
+        return None
+    assert len(hdr) == 12 and hdr[:3] == b"\x00NL", hdr
+    length = int.from_bytes(hdr[8:12], "big")
+    body = recv_exact(s, length)
+    assert len(body) == length, (len(body), length)
+    return hdr[3], hdr[4], hdr[5], body
+
+
+def parse_file_info(body):
+    assert len(body) == FILE_INFO_SIZE, len(body)
+    return {
+        "kind": body[0], "flags": body[1],
+        "size": int.from_bytes(body[2:10], "big"),
+        "offset": int.from_bytes(body[10:18], "big"),
+        "length": int.from_bytes(body[18:26], "big"),
+        "mtime_sec": int.from_bytes(body[26:34], "big", signed=True),
+        "mtime_nsec": int.from_bytes(body[34:38], "big"),
+        "validator": body[38:70],
+    }
+
+
+def parse_entries(body):
+    """[(kind, size, mtime_sec, name bytes)] of one FILE_ENTRIES body."""
+    out, i = [], 0
+    while i < len(body):
+        kind = body[i]
+        size = int.from_bytes(body[i + 1:i + 9], "big")
+        mtime = int.from_bytes(body[i + 9:i + 17], "big", signed=True)
+        n = int.from_bytes(body[i + 17:i + 19], "big")
+        name = body[i + 19:i + 19 + n]
+        assert len(name) == n and 1 <= n <= 255, body[i:i + 40]
+        out.append((kind, size, mtime, name))
+        i += 19 + n
+    return out
+
+
+class FileAnswer:
+    """What a file listener answered to one netlab request."""
+    status = None       # FILE_INFO status
+    text = None         # the error text (status != 0)
+    info = None         # parse_file_info() (status 0)
+    data_len = 0        # raw bytes received after FILE_INFO
+    data = None         # those bytes (when kept)
+    sha256 = None       # hexdigest of those bytes
+    end = None          # (status, body) of FILE_END, None if it never came
+    entries = None      # LIST: all entries
+    entry_frames = 0    # LIST: number of FILE_ENTRIES frames
+    eof_after = None    # True when the server closed right after its last frame
+    raw_len = 0         # all bytes received
+    local_port = None   # the client's port (REMOTE_PORT= in the daemon's log)
+
+
+def file_exchange(port, request, keep_data=True, sink=None, timeout=20.0, host="127.0.0.1",
+                  shut_wr=False, sock_setup=None):
+    """Send one request (bytes) to a file listener and decode the whole answer.
+    Data is hashed as it arrives (never held when keep_data is False); sink, if
+    given, is called with each chunk."""
+    import hashlib
+    a = FileAnswer()
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        a.local_port = s.getsockname()[1]
+        if sock_setup:
+            sock_setup(s)
+        if request:
+            s.sendall(request)
+        if shut_wr:
+            s.shutdown(socket.SHUT_WR)
+        f = read_frame(s)
+        assert f is not None, "the server closed without answering"
+        version, type_, a.status, body = f
+        assert (version, type_) == (1, FILE_INFO), f
+        a.raw_len += 12 + len(body)
+        if a.status != 0:
+            a.text = body.decode(errors="replace")
+            a.eof_after = s.recv(1) == b""
+            return a
+        a.info = parse_file_info(body)
+        h = hashlib.sha256()
+        chunks = [] if keep_data else None
+        left = a.info["length"]
+        buf = bytearray(4 << 20)
+        view = memoryview(buf)
+        while left > 0:
+            n = s.recv_into(view, min(left, len(buf)))
+            if not n:
+                break
+            h.update(view[:n])
+            if sink:
+                sink(bytes(view[:n]))
+            if chunks is not None:
+                chunks.append(bytes(view[:n]))
+            left -= n
+            a.data_len += n
+        a.raw_len += a.data_len
+        a.sha256 = h.hexdigest()
+        if chunks is not None:
+            a.data = b"".join(chunks)
+        if left > 0:
+            a.eof_after = True
+            return a
+        if a.info["kind"] == 2:
+            a.entries = []
+        while True:
+            f = read_frame(s)
+            if f is None:
+                break
+            version, type_, status, body = f
+            a.raw_len += 12 + len(body)
+            assert version == 1, f
+            if type_ == FILE_ENTRIES:
+                assert status == 0 and len(body) <= 65536, (status, len(body))
+                a.entry_frames += 1
+                a.entries.extend(parse_entries(body))
+                continue
+            assert type_ == FILE_END, f
+            a.end = (status, body)
+            break
+        a.eof_after = s.recv(1) == b""
+    return a
+
+
+def wait_entry(d, remote_port, timeout=10.0):
+    """The request summary entry a daemon logged for the client port given."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for e in d.requests():
+            if e.get("REMOTE_PORT") == str(remote_port):
+                return e
+        time.sleep(0.02)
+    raise AssertionError(f"no request entry for client port {remote_port}:\n{d.log()[-4000:]}")
+
+
+def sha256_file(path, chunk=1 << 20):
+    """Hex SHA-256 of a file, streamed (never holding it in memory)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+# A sparse file: `size` bytes of zeros except `marks` {offset: bytes}.
+_ZEROS = bytes(1 << 20)
+
+
+def make_sparse(path, size, marks):
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for off, data in marks.items():
+            f.seek(off)
+            f.write(data)
+
+
+def sparse_sha256(size, marks, start=0):
+    """SHA-256 of bytes [start, size) of such a file, without reading it."""
+    import hashlib
+    h = hashlib.sha256()
+    pos = start
+    zeros = memoryview(_ZEROS)
+    for off in sorted(marks):
+        data = marks[off]
+        end = off + len(data)
+        if end <= pos:
+            continue
+        while pos < off:
+            n = min(off - pos, len(zeros))
+            h.update(zeros[:n])
+            pos += n
+        h.update(data[pos - off:])
+        pos = end
+    while pos < size:
+        n = min(size - pos, len(zeros))
+        h.update(zeros[:n])
+        pos += n
+    return h.hexdigest()

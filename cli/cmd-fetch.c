@@ -1,0 +1,1405 @@
+/* cmd-fetch.c: `netlabctl fetch`: download a file from a file service, and
+ * resume it without ever handing back a corrupt file (BRIEF.md, "Resume that
+ * never corrupts").
+ *
+ * netlab form: one FILE_GET; FILE_INFO; exactly `length` raw bytes; FILE_END
+ * (docs/PROTOCOL.md, section 8).  --lab form: the lab's 2- or 12-byte
+ * preamble, then the bytes until the server closes (section 9).
+ *
+ * Local state: the data goes to OUT.netlab-part, and what the server said
+ * about the file (its validator) to OUT.netlab-meta, written atomically before
+ * the first data byte.  Only a complete (and, with --verify, checked) file is
+ * renamed to OUT.  Anything that stops a transfer keeps both files so that
+ * --resume can continue: it sends the offset, the validator and a hash of the
+ * last bytes it holds, and the server refuses a resume that would corrupt.
+ *
+ * Data path: splice(2) socket -> pipe -> file, so the bytes never enter user
+ * space; --discard drops them in the kernel with recv(MSG_TRUNC).  Waits
+ * wake for batches (SO_RCVLOWAT), not for every segment.  The server
+ * is not trusted: FILE_INFO is checked against the request, no more than
+ * `length` bytes are read as data, and every wait is bounded by the timeout
+ * ("no progress for this long"). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "digest.h"
+#include "proto.h"
+#include "util.h"
+
+#define PART_SUFFIX ".netlab-part"
+#define META_SUFFIX ".netlab-meta"
+#define META_TMP_SUFFIX ".netlab-meta.tmp"
+#define NEW_SUFFIX ".netlab-new"          /* the part on its way to replace OUT */
+#define META_MAX 16384u                   /* a meta file is ~200 bytes plus the path */
+#define LAB_DEFAULT_OUT "source_file.txt" /* the lab sheet's name for the file served */
+#define LAB_OFFSET_MAX 9999999999ull      /* the lab's 10-byte decimal field */
+#define PIPE_WANT (1024u * 1024u)         /* splice pipe: 1 MiB, the default pipe-max-size */
+#define COPY_BUF (1024u * 1024u)          /* when splice cannot be used */
+#define DISCARD_CHUNK (4u * 1024u * 1024u)
+#define RCVLOWAT (256u * 1024u)           /* wake for at least this much (set_lowat()) */
+#define WAIT_TICK_MS 100                  /* look for fewer bytes this often (wait_readable()) */
+#define FETCH_RESTARTS_MAX 1              /* more would chase a file being written */
+
+struct sink {
+        int fd;        /* where the data goes; -1 for --discard */
+        bool seekable; /* a regular file: write at pos */
+        uint64_t pos;  /* offset in fd of the next byte (seekable only) */
+        bool escape;   /* standard output is a terminal: escape what could drive it */
+        bool copy;     /* splice is not possible: recv() + write() through buf */
+        int pipe[2];
+        size_t pipe_size;
+        uint8_t *buf;
+};
+
+struct fetch {
+        /* What was asked. */
+        const char *path; /* on the server; NULL in lab mode without PATH */
+        bool lab, resume, no_restart, verify, verify_explicit, discard;
+        bool to_stdout; /* -o - */
+        bool to_device; /* OUT is a character device or a FIFO: written directly */
+        bool offset_given;
+        uint64_t offset; /* --offset */
+
+        /* Local names; empty with --discard and -o -. */
+        char out[PATH_MAX], part[PATH_MAX], meta[PATH_MAX], meta_tmp[PATH_MAX];
+        int part_fd;
+        bool part_created; /* by this run: remove it again if the server refuses */
+
+        /* The local data: the part holds bytes [start, start + local) of the file. */
+        uint64_t start, local;
+        bool has_validator;
+        uint8_t validator[NL_VALIDATOR_SIZE];
+
+        /* Results. */
+        bool resumed, restarted;
+        uint64_t req_offset; /* where the data of the last attempt started */
+        uint64_t received;   /* data bytes of the last attempt */
+        bool size_known;
+        struct file_info info;
+        bool has_digest;
+        uint8_t digest[NL_DIGEST_SIZE];
+        uint64_t start_usec;
+        char keep[PATH_MAX + 128]; /* the "partial file kept" sentence, or "" */
+
+        struct sink sink;
+        struct progress progress;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+        interrupted = sig;
+}
+
+static void help(void)
+{
+        printf("Usage: %s fetch [OPTIONS] PATH\n"
+               "       %s fetch --lab [OPTIONS] [PATH]\n"
+               "\n"
+               "Download PATH (relative to the server's root) from a file service into OUT,\n"
+               "by default the last component of PATH in the current directory. The data\n"
+               "goes to OUT.netlab-part (with OUT.netlab-meta beside it) and is renamed to OUT\n"
+               "only when complete; an interrupted download can be continued with --resume.\n"
+               "\n"
+               "Options:\n"
+               "  -o, --output=OUT       write to OUT (\"-\": standard output; an existing\n"
+               "                         directory or a name ending in \"/\": the default\n"
+               "                         name in it)\n"
+               "  -C, --resume           continue OUT.netlab-part if there is one; if the\n"
+               "                         server's file changed, start over (or see\n"
+               "                         --no-restart)\n"
+               "      --no-restart       with --resume: stop with exit status 9 instead of\n"
+               "                         starting over, keeping the partial file\n"
+               "      --offset=N         download only bytes N to the end into OUT\n"
+               "      --verify           check the whole file's SHA-256 against the server's\n"
+               "      --no-verify        do not, even if the INI file says verify = true\n"
+               "      --discard          download and drop the data (no file; for link tests)\n"
+               "  -l, --lab              speak the lab's broken-download format (no file names,\n"
+               "                         no validator: the end of the data is when the server\n"
+               "                         closes, and --resume is blind like curl -C -);\n"
+               "                         OUT defaults to the last component of PATH, else\n"
+               "                         " LAB_DEFAULT_OUT "\n"
+               "      --no-lab           netlab's format even if the INI file says lab = true\n"
+               "      --udp              transfer over UDP (not implemented yet)\n"
+               COMMON_OPTIONS_HELP
+               "\n"
+               "The port defaults to [fetch] port in the INI file, else 5001. A progress bar is\n"
+               "drawn on standard error when it is a terminal and --json is not given.\n"
+               "Exit status: 0 done, 2 usage, 3 cannot connect, 4 refused by the server,\n"
+               "5 server busy, 6 protocol error or connection lost, 7 timeout, 8 local file\n"
+               "error, 9 the server's file changed (see --no-restart), 10 --verify found a\n"
+               "different digest (see netlabctl(1)).\n",
+               program_name, program_name);
+}
+
+/* ---- local files ---- */
+
+static int hex_decode(const char *s, uint8_t *out, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                int v = 0;
+                for (int j = 0; j < 2; j++) {
+                        char ch = s[2 * i + (size_t) j];
+                        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                                                         : -1;
+                        if (d < 0)
+                                return -EINVAL;
+                        v = v * 16 + d;
+                }
+                out[i] = (uint8_t) v;
+        }
+        return s[2 * n] == '\0' ? 0 : -EINVAL;
+}
+
+/* Read OUT.netlab-meta into f (start, validator).  A missing file is normal; a
+ * file that cannot be used is reported and ignored: the resume then rests on
+ * the tail hash alone, which the server checks all the same. */
+static void meta_read(struct fetch *f)
+{
+        _cleanup_close_ int fd = open(f->meta, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        char buf[META_MAX + 1];
+        const char *why = NULL;
+        struct stat st;
+        size_t n = 0;
+
+        if (fd < 0) {
+                if (errno != ENOENT)
+                        fprintf(stderr, "%s: cannot read %s: %s; resuming on the tail hash alone\n",
+                                program_name, f->meta, strerror(errno));
+                return;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t) META_MAX) {
+                fprintf(stderr, "%s: %s is not a netlab meta file, ignoring it\n", program_name,
+                        f->meta);
+                return;
+        }
+        while (n < META_MAX) {
+                ssize_t k = read(fd, buf + n, META_MAX - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = '\0';
+
+        uint64_t start = 0;
+        bool has_validator = false, path_ok = false, header = false;
+        uint8_t validator[NL_VALIDATOR_SIZE];
+        char *save = NULL;
+        for (char *line = strtok_r(buf, "\n", &save); line && !why;
+             line = strtok_r(NULL, "\n", &save)) {
+                if (!header) {
+                        header = true;
+                        if (strcmp(line, "netlab-partial 1") != 0)
+                                why = "it does not start with \"netlab-partial 1\"";
+                        continue;
+                }
+                char *value = strchr(line, ' ');
+                if (!value)
+                        continue;
+                *value++ = '\0';
+                if (strcmp(line, "path") == 0)
+                        path_ok = f->path && strcmp(value, f->path) == 0;
+                else if (strcmp(line, "start") == 0 &&
+                         num_parse_u64(value, 0, INT64_MAX, &start) < 0)
+                        why = "its start is not a number";
+                else if (strcmp(line, "validator") == 0) {
+                        if (strlen(value) != 2 * NL_VALIDATOR_SIZE ||
+                            hex_decode(value, validator, NL_VALIDATOR_SIZE) < 0)
+                                why = "its validator is not 64 hex digits";
+                        else
+                                has_validator = true;
+                }
+                /* Other keys (host, port, size, mtime) are for people reading it. */
+        }
+        if (!why && !header)
+                why = "it is empty";
+        if (!why && !path_ok)
+                why = "it is about another file";
+        if (why) {
+                fprintf(stderr, "%s: ignoring %s: %s; resuming on the tail hash alone\n",
+                        program_name, f->meta, why);
+                return;
+        }
+        f->start = start;
+        f->has_validator = has_validator;
+        if (has_validator)
+                memcpy(f->validator, validator, sizeof validator);
+}
+
+/* Write OUT.netlab-meta atomically (temporary name, then rename).
+ * Return: 0 or negative errno (nothing left behind). */
+static int meta_write(const struct fetch *f, const struct file_info *info)
+{
+        char hex[2 * NL_VALIDATOR_SIZE + 1], text[META_MAX];
+        int n;
+
+        for (size_t i = 0; i < NL_VALIDATOR_SIZE; i++)
+                (void) xsnprintf(hex + 2 * i, 3, "%02x", info->validator[i]);
+        n = xsnprintf(
+                text, sizeof text,
+                "netlab-partial 1\nhost %s\nport %u\npath %s\nstart %llu\nsize %llu\n"
+                "mtime %lld.%09u\nvalidator %s\n",
+                settings.host, settings.fetch_port, f->path, (unsigned long long) f->start,
+                (unsigned long long) info->size, (long long) info->mtime_sec, info->mtime_nsec,
+                hex);
+        if (n < 0)
+                return -ENAMETOOLONG;
+
+        _cleanup_close_ int fd =
+                open(f->meta_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        for (size_t done = 0; done < (size_t) n;) {
+                ssize_t k = write(fd, text + done, (size_t) n - done);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        int r = -errno;
+                        (void) unlink(f->meta_tmp);
+                        return r;
+                }
+                done += (size_t) k;
+        }
+        int r = close(TAKE_FD(fd)) < 0 ? -errno : 0;
+        if (r == 0 && rename(f->meta_tmp, f->meta) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(f->meta_tmp);
+        return r;
+}
+
+/* Open (creating if needed) and lock OUT.netlab-part.  Return: EXIT_OK or the
+ * exit code (reported). */
+static int part_open(struct fetch *f)
+{
+        int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+        struct stat st;
+
+        /* O_EXCL first, to know whether this run created it. */
+        f->part_fd = open(f->part, flags | O_CREAT | O_EXCL, 0666);
+        if (f->part_fd >= 0)
+                f->part_created = true;
+        else if (errno == EEXIST)
+                f->part_fd = open(f->part, flags);
+        if (f->part_fd < 0 && errno == ELOOP)
+                return fail("fetch", EXIT_LOCAL_IO, "local-io-error",
+                            "%s is a symbolic link; refusing to write through it", f->part);
+        if (f->part_fd < 0)
+                return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "cannot open %s: %s", f->part,
+                            strerror(errno));
+        if (fstat(f->part_fd, &st) < 0)
+                return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "cannot stat %s: %s", f->part,
+                            strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "%s is not a regular file",
+                            f->part);
+        /* Two netlabctl writing one partial file would interleave their data. */
+        if (flock(f->part_fd, LOCK_EX | LOCK_NB) < 0)
+                return fail("fetch", EXIT_LOCAL_IO, "local-io-error",
+                            errno == EWOULDBLOCK ? "%s is in use by another netlabctl fetch"
+                                                 : "cannot lock %s",
+                            f->part);
+        f->local = (uint64_t) st.st_size;
+        return EXIT_OK;
+}
+
+/* After a refusal: remove a part file this run created (it holds nothing). */
+static void part_forget_created(struct fetch *f)
+{
+        if (f->part_fd >= 0 && f->part_created && f->local == 0)
+                (void) unlink(f->part);
+}
+
+/* Start the local data over: empty part, no validator. */
+static int part_reset(struct fetch *f)
+{
+        struct stat st;
+
+        f->local = 0;
+        f->has_validator = false;
+        if (f->part_fd < 0)
+                return EXIT_OK;
+        /* Only when there is something to drop: on ext4 a truncation to 0
+         * makes close() start writeback of everything written since
+         * (auto_da_alloc), which cost a third of a 1 GiB download's time. */
+        if (fstat(f->part_fd, &st) == 0 && st.st_size == 0)
+                return EXIT_OK;
+        if (ftruncate(f->part_fd, 0) < 0)
+                return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "cannot truncate %s: %s",
+                            f->part, strerror(errno));
+        return EXIT_OK;
+}
+
+/* ---- the data path ---- */
+
+static int sink_init(struct sink *s, int fd, bool seekable, bool escape)
+{
+        *s = (struct sink) { .fd = fd, .seekable = seekable, .escape = escape, .pipe = { -1, -1 } };
+        if (fd < 0)
+                return 0; /* --discard */
+
+        /* The escaped form must pass through user space anyway. */
+        if (!escape && pipe2(s->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+                /* A bigger pipe means fewer, larger splices.  An unprivileged
+                 * user over pipe-user-pages-soft gets EPERM: keep what we have. */
+                if (fcntl(s->pipe[1], F_SETPIPE_SZ, PIPE_WANT) < 0)
+                        (void) fcntl(s->pipe[1], F_SETPIPE_SZ, PIPE_WANT / 4);
+                int sz = fcntl(s->pipe[1], F_GETPIPE_SZ);
+                s->pipe_size = sz > 0 ? (size_t) sz : 65536u;
+                return 0;
+        }
+        s->copy = true;
+        s->buf = malloc(COPY_BUF);
+        return s->buf ? 0 : -ENOMEM;
+}
+
+static void sink_done(struct sink *s)
+{
+        s->pipe[0] = safe_close(s->pipe[0]);
+        s->pipe[1] = safe_close(s->pipe[1]);
+        free(s->buf);
+        s->buf = NULL;
+}
+
+/* Write buf to the output.  Return: 0 or negative errno. */
+static int sink_write(struct sink *s, const uint8_t *buf, size_t n)
+{
+        if (s->escape) {
+                print_server_text(buf, n, false);
+                return ferror(stdout) ? -EIO : 0;
+        }
+        while (n > 0) {
+                ssize_t k =
+                        s->seekable ? pwrite(s->fd, buf, n, (off_t) s->pos) : write(s->fd, buf, n);
+                if (k < 0 && errno == EINTR && interrupted)
+                        return -EINTR; /* ^C while a slow reader holds standard output */
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN) {
+                        /* A non-blocking standard output: wait for its reader. */
+                        struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+                        (void) poll(&p, 1, -1);
+                        continue;
+                }
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EIO;
+                buf += k;
+                n -= (size_t) k;
+                s->pos += (uint64_t) k;
+        }
+        return 0;
+}
+
+/* Move n bytes from the pipe to the output.  If the output refuses splice
+ * (a terminal, an O_APPEND file), copy them through a buffer instead and use
+ * the copy path from then on.  Return: 0 or negative errno. */
+static int sink_drain(struct sink *s, size_t n)
+{
+        while (n > 0) {
+                loff_t off = (loff_t) s->pos;
+                ssize_t k = splice(s->pipe[0], NULL, s->fd, s->seekable ? &off : NULL, n,
+                                   SPLICE_F_MOVE | SPLICE_F_MORE);
+                if (k > 0) {
+                        n -= (size_t) k;
+                        if (s->seekable)
+                                s->pos = (uint64_t) off;
+                        continue;
+                }
+                if (k == 0)
+                        return -EIO;
+                if (errno == EINTR && interrupted)
+                        return -EINTR;
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN) {
+                        struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+                        (void) poll(&p, 1, -1);
+                        continue;
+                }
+                if (errno != EINVAL)
+                        return -errno;
+
+                s->copy = true;
+                if (!s->buf && !(s->buf = malloc(COPY_BUF)))
+                        return -ENOMEM;
+                while (n > 0) {
+                        ssize_t m = read(s->pipe[0], s->buf, n < COPY_BUF ? n : COPY_BUF);
+                        if (m < 0 && errno == EINTR)
+                                continue;
+                        if (m <= 0)
+                                return m < 0 ? -errno : -EIO;
+                        int r = sink_write(s, s->buf, (size_t) m);
+                        if (r < 0)
+                                return r;
+                        n -= (size_t) m;
+                }
+        }
+        return 0;
+}
+
+enum transfer_end {
+        TRANSFER_DONE,   /* all `want` bytes, or EOF when reading to the end */
+        TRANSFER_EOF,    /* the connection ended early */
+        TRANSFER_NET,    /* a receive error or timeout (errno in *ret_err) */
+        TRANSFER_LOCAL,  /* a write error (errno in *ret_err) */
+        TRANSFER_SIGNAL, /* interrupted by a signal */
+};
+
+/* Wait for data on the socket, for at most the timeout without any.  With
+ * SO_RCVLOWAT set, poll() reports the socket only once that much is queued
+ * (or at EOF), so it also wakes every WAIT_TICK_MS to look for fewer bytes
+ * (SIOCINQ): on a slow link those are progress too.  Return: 0 ready,
+ * -ETIMEDOUT, -EINTR (a signal we handle came), negative errno. */
+static int wait_readable(int sock)
+{
+        struct pollfd p = { .fd = sock, .events = POLLIN };
+        uint64_t until = mono_usec() + settings.timeout_ms * 1000u;
+
+        for (;;) {
+                if (interrupted)
+                        return -EINTR;
+                uint64_t now = mono_usec();
+                if (now >= until)
+                        return -ETIMEDOUT;
+                uint64_t left_ms = (until - now + 999) / 1000;
+                int r = poll(&p, 1, left_ms < WAIT_TICK_MS ? (int) left_ms : WAIT_TICK_MS);
+                if (r > 0)
+                        return 0;
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                int queued = 0;
+                if (r == 0 && ioctl(sock, SIOCINQ, &queued) == 0 && queued > 0)
+                        return 0;
+        }
+}
+
+/* Set the socket's SO_RCVLOWAT to what the next wait should wake for: a
+ * batch of RCVLOWAT bytes, or what is left if that is less (the end never
+ * waits for bytes that will not come).  Without it every arriving segment
+ * wakes us for a few dozen KiB: --discard over loopback measured a median of
+ * 34 Gbit/s without and 73 with.  Best effort: an old kernel just wakes more. */
+static void set_lowat(int sock, uint64_t left, int *cur)
+{
+        int want = left < RCVLOWAT ? (int) left : (int) RCVLOWAT;
+
+        if (want < 1)
+                want = 1;
+        if (want != *cur && setsockopt(sock, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0)
+                *cur = want;
+}
+
+static enum transfer_end transfer_loop(struct fetch *f, int sock, uint64_t want, uint64_t base,
+                                       uint64_t *got, int *lowat, int *ret_err)
+{
+        struct sink *s = &f->sink;
+
+        while (*got < want) {
+                uint64_t left = want - *got;
+                ssize_t k;
+                int r;
+
+                if (interrupted)
+                        return TRANSFER_SIGNAL;
+                if (s->fd < 0) {
+                        /* MSG_TRUNC on TCP: the kernel drops the bytes without
+                         * copying them; the buffer is never touched.  (A
+                         * blocking MSG_WAITALL loop makes fewer syscalls but
+                         * measured a quarter slower on loopback.) */
+                        k = recv(sock, NULL, left < DISCARD_CHUNK ? (size_t) left : DISCARD_CHUNK,
+                                 MSG_TRUNC | MSG_DONTWAIT);
+                } else if (!s->copy) {
+                        k = splice(sock, NULL, s->pipe[1], NULL,
+                                   left < s->pipe_size ? (size_t) left : s->pipe_size,
+                                   SPLICE_F_MOVE | SPLICE_F_MORE | SPLICE_F_NONBLOCK);
+                } else
+                        k = recv(sock, s->buf, left < COPY_BUF ? (size_t) left : COPY_BUF,
+                                 MSG_DONTWAIT);
+
+                if (k == 0)
+                        return want == UINT64_MAX ? TRANSFER_DONE : TRANSFER_EOF;
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                                *ret_err = errno;
+                                return TRANSFER_NET;
+                        }
+                        /* The pipe is always drained, so EAGAIN from splice
+                         * means the socket has nothing yet. */
+                        set_lowat(sock, left, lowat);
+                        r = wait_readable(sock);
+                        if (r == -EINTR)
+                                return TRANSFER_SIGNAL;
+                        if (r < 0) {
+                                *ret_err = -r;
+                                return TRANSFER_NET;
+                        }
+                        continue;
+                }
+
+                if (s->fd >= 0) {
+                        /* s->copy is what chose recv() or splice() above:
+                         * only sink_drain() changes it. */
+                        r = s->copy ? sink_write(s, s->buf, (size_t) k)
+                                    : sink_drain(s, (size_t) k);
+                        if (r == -EINTR)
+                                return TRANSFER_SIGNAL;
+                        if (r < 0) {
+                                *ret_err = -r;
+                                return TRANSFER_LOCAL;
+                        }
+                }
+                *got += (uint64_t) k;
+                progress_update(&f->progress, base + *got);
+        }
+        return TRANSFER_DONE;
+}
+
+/* Receive up to want bytes (UINT64_MAX: until the server closes) from sock
+ * into the sink, updating *got and the progress bar (at base + *got).  The
+ * socket's SO_RCVLOWAT is back at 1 afterwards, for the frame that follows. */
+static enum transfer_end transfer(struct fetch *f, int sock, uint64_t want, uint64_t base,
+                                  uint64_t *got, int *ret_err)
+{
+        int lowat = 1;
+        enum transfer_end end = transfer_loop(f, sock, want, base, got, &lowat, ret_err);
+
+        if (lowat != 1) {
+                int one = 1;
+                if (setsockopt(sock, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one) < 0 &&
+                    end == TRANSFER_DONE) {
+                        *ret_err = errno;
+                        end = TRANSFER_NET;
+                }
+        }
+        return end;
+}
+
+/* ---- reporting ---- */
+
+static void set_keep(struct fetch *f)
+{
+        if (f->part_fd >= 0)
+                (void) xsnprintf(
+                        f->keep, sizeof f->keep,
+                        "; the partial file %s was kept: run again with --resume to continue",
+                        f->part);
+        else
+                f->keep[0] = '\0';
+}
+
+/* Not on a pipe or with --json, nor when the data itself goes to a terminal. */
+static bool want_bar(const struct fetch *f)
+{
+        return isatty(STDERR_FILENO) && !settings.json && !f->sink.escape;
+}
+
+static const char *output_name(const struct fetch *f)
+{
+        return f->discard ? "(discarded)" : f->to_stdout ? "(standard output)" : f->out;
+}
+
+/* Report how a transfer that did not finish ended. */
+static int transfer_fail(struct fetch *f, enum transfer_end end, int err)
+{
+        char where[128];
+        /* The part file may hold a little more than whole steps received
+         * (a write cut short by a full disk): report what it holds. */
+        uint64_t at = f->part_fd >= 0 ? f->start + f->sink.pos : f->req_offset + f->received;
+
+        progress_clear(&f->progress);
+        if (f->lab || !f->size_known)
+                (void) xsnprintf(where, sizeof where, "after %llu bytes", (unsigned long long) at);
+        else
+                (void) xsnprintf(where, sizeof where, "after %llu of %llu bytes",
+                                 (unsigned long long) at, (unsigned long long) f->info.size);
+
+        switch (end) {
+        case TRANSFER_EOF:
+                return fail("fetch", EXIT_PROTOCOL, "connection-lost", "the connection closed %s%s",
+                            where, f->keep);
+        case TRANSFER_NET:
+                if (err == ETIMEDOUT)
+                        return fail("fetch", EXIT_TIMEOUT, "timeout",
+                                    "no data from the server for %llu s %s%s",
+                                    (unsigned long long) settings.timeout_ms / 1000, where,
+                                    f->keep);
+                return fail("fetch", EXIT_PROTOCOL, "connection-lost",
+                            "the connection failed %s: %s%s", where, strerror(err), f->keep);
+        case TRANSFER_LOCAL:
+                return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "writing %s failed %s: %s%s",
+                            f->part_fd >= 0 ? f->part : "to standard output", where, strerror(err),
+                            f->keep);
+        case TRANSFER_SIGNAL: {
+                int sig = interrupted;
+                (void) fail("fetch", 128 + sig, "interrupted", "interrupted %s%s", where, f->keep);
+                (void) fflush(stdout);
+                (void) signal(sig, SIG_DFL);
+                (void) raise(sig);
+                return 128 + sig;
+        }
+        case TRANSFER_DONE:
+                break;
+        }
+        return EXIT_OK;
+}
+
+static void print_result(const struct fetch *f)
+{
+        uint64_t usec = mono_usec() - f->start_usec;
+        double sec = (double) usec / 1e6;
+        double rate = usec > 0 ? (double) f->received / sec : 0.0;
+        char hex[2 * NL_DIGEST_SIZE + 1] = "";
+
+        if (f->verify)
+                digest_hex(f->digest, hex, sizeof hex);
+
+        if (settings.json) {
+                printf("{\"command\":\"fetch\",\"status\":\"ok\",\"exit_code\":0,"
+                       "\"format\":\"%s\",\"server\":",
+                       f->lab ? "lab" : "netlab");
+                json_string(stdout, (const uint8_t *) settings.host, strlen(settings.host));
+                printf(",\"port\":%u,\"path\":", settings.fetch_port);
+                if (f->path)
+                        json_string(stdout, (const uint8_t *) f->path, strlen(f->path));
+                else
+                        printf("null");
+                printf(",\"output\":");
+                if (f->discard)
+                        printf("null");
+                else
+                        json_string(stdout, (const uint8_t *) (f->to_stdout ? "-" : f->out),
+                                    strlen(f->to_stdout ? "-" : f->out));
+                if (f->size_known)
+                        printf(",\"size\":%llu", (unsigned long long) f->info.size);
+                else
+                        printf(",\"size\":null");
+                printf(",\"offset\":%llu,\"bytes\":%llu,\"resumed\":%s,\"restarted\":%s,"
+                       "\"duration_ms\":%.3f,\"rate_bytes_per_sec\":%.0f",
+                       (unsigned long long) f->req_offset, (unsigned long long) f->received,
+                       f->resumed ? "true" : "false", f->restarted ? "true" : "false",
+                       (double) usec / 1000.0, rate);
+                if (f->verify)
+                        printf(",\"sha256\":\"%s\"", hex);
+                printf("}\n");
+                return;
+        }
+
+        /* With -o - the data owns standard output; the line then goes to
+         * a terminal on standard error, or nowhere. */
+        if (f->to_stdout && !isatty(STDERR_FILENO))
+                return;
+        FILE *o = f->to_stdout ? stderr : stdout;
+        fprintf(o, "fetched %s%s -> %s: %llu bytes in %.2f s (%.1f MB/s)", f->path ? f->path : "",
+                f->lab ? (f->path ? " (lab format)" : "(lab format)") : "", output_name(f),
+                (unsigned long long) f->received, sec, rate / 1e6);
+        if (f->resumed)
+                fprintf(o, ", resumed at %llu", (unsigned long long) f->req_offset);
+        if (f->restarted)
+                fprintf(o, ", started over");
+        if (f->verify)
+                fprintf(o, ", sha256 %s", hex);
+        fputc('\n', o);
+}
+
+static bool st_exists_regular(const char *path)
+{
+        struct stat st;
+
+        return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Replace the existing OUT with the complete part as atomically as rename()
+ * would, but without ext4's flush of all the new data that a rename over a
+ * file triggers (auto_da_alloc), which can double the time of a big download.
+ * We never fsync anyway, like curl and wget.  The part first moves to a side
+ * name, so that a crash at any point leaves either the part, or OUT and a
+ * stray OUT.netlab-new, never the old file under the partial name (where a
+ * resume would build on it).  Return: 0; negative errno if the filesystem
+ * cannot exchange (the caller then renames; the part is back in place). */
+static int replace_by_exchange(struct fetch *f)
+{
+        char side[PATH_MAX];
+
+        if (xsnprintf(side, sizeof side, "%s" NEW_SUFFIX, f->out) < 0)
+                return -ENAMETOOLONG;
+        (void) unlink(side); /* a stray one from a crash: renaming over it would flush */
+        if (rename(f->part, side) < 0)
+                return -errno;
+        if (renameat2(AT_FDCWD, side, AT_FDCWD, f->out, RENAME_EXCHANGE) < 0) {
+                int r = -errno;
+                if (rename(side, f->part) < 0)
+                        fprintf(stderr, "%s: cannot rename %s back to %s: %s\n", program_name, side,
+                                f->part, strerror(errno));
+                return r;
+        }
+        if (unlink(side) < 0) /* the old OUT */
+                fprintf(stderr, "%s: cannot remove %s (the old %s): %s, ignoring\n", program_name,
+                        side, f->out, strerror(errno));
+        return 0;
+}
+
+/* Rename the complete part into place.  Return: EXIT_OK or the exit code. */
+static int finish_file(struct fetch *f, uint64_t expect_size)
+{
+        struct stat st;
+
+        if (f->part_fd < 0)
+                return EXIT_OK;
+        /* The lock is advisory: make sure nobody else wrote to the part. */
+        if (expect_size != UINT64_MAX &&
+            (fstat(f->part_fd, &st) < 0 || (uint64_t) st.st_size != expect_size))
+                return fail(
+                        "fetch", EXIT_LOCAL_IO, "local-io-error",
+                        "%s does not have the %llu bytes just written (did something else "
+                        "write to it?); run again without --resume",
+                        f->part, (unsigned long long) expect_size);
+        /* Only a regular file (or nothing) may be replaced: the checks in
+         * cmd_fetch() ran before the transfer, and things change. */
+        if (lstat(f->out, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+                return fail(
+                        "fetch", EXIT_LOCAL_IO, "local-io-error",
+                        "%s is no longer a regular file; not replacing it (the complete "
+                        "download is in %s)",
+                        f->out, f->part);
+        /* The meta file goes first: from here on the part is complete, and
+         * a part without meta is still proven by its tail hash on resume. */
+        if (unlink(f->meta) < 0 && errno != ENOENT)
+                fprintf(stderr, "%s: cannot remove %s: %s, ignoring\n", program_name, f->meta,
+                        strerror(errno));
+        if (st_exists_regular(f->out) && replace_by_exchange(f) == 0)
+                return EXIT_OK;
+        if (rename(f->part, f->out) < 0)
+                return fail("fetch", EXIT_LOCAL_IO, "local-io-error",
+                            "cannot rename %s to %s: %s (the complete download is in %s)", f->part,
+                            f->out, strerror(errno), f->part);
+        return EXIT_OK;
+}
+
+/* ---- netlab form ---- */
+
+static const int caught_signals[] = { SIGINT, SIGTERM, SIGHUP };
+static struct sigaction saved_actions[ELEMENTSOF(caught_signals)];
+
+/* Install the handlers that let a transfer stop cleanly on ^C (clear the
+ * bar, say how to resume), or put back what was there.  Only around the data
+ * path: elsewhere every wait is bounded, and the default action leaves the
+ * files resumable.  A signal the caller ignores (nohup, a background job)
+ * stays ignored.  No SA_RESTART: a blocked poll() or write() must return. */
+static void catch_signals(bool on)
+{
+        for (size_t i = 0; i < ELEMENTSOF(caught_signals); i++) {
+                if (!on) {
+                        (void) sigaction(caught_signals[i], &saved_actions[i], NULL);
+                        continue;
+                }
+                struct sigaction sa = { .sa_handler = on_signal };
+                (void) sigemptyset(&sa.sa_mask);
+                if (sigaction(caught_signals[i], NULL, &saved_actions[i]) == 0 &&
+                    saved_actions[i].sa_handler != SIG_IGN)
+                        (void) sigaction(caught_signals[i], &sa, NULL);
+        }
+}
+
+static const char *restart_reason(uint8_t status)
+{
+        switch (status) {
+        case NL_STATUS_CHANGED:
+                return "the file changed on the server";
+        case NL_STATUS_MISMATCH:
+                return "the partial file's last bytes differ from the server's file";
+        default:
+                return "the partial file is longer than the server's file";
+        }
+}
+
+/* One attempt: request, FILE_INFO, data, FILE_END.  Return: EXIT_OK, -EAGAIN
+ * to start over (f already reset), or the exit code (reported). */
+static int fetch_netlab_once(struct fetch *f, int attempt)
+{
+        struct file_request req = {
+                .type = NL_TYPE_FILE_GET,
+                .flags = f->verify ? FILE_GET_DIGEST : 0,
+                .offset = f->start + f->local,
+                .path = (const uint8_t *) f->path,
+                .path_len = strlen(f->path),
+        };
+        bool resuming = f->local > 0;
+        char err[512], problem[512];
+        uint8_t body[NL_ERROR_TEXT_MAX];
+        struct nl_header h;
+        size_t n;
+        int r;
+
+        if (resuming) {
+                req.has_validator = f->has_validator;
+                memcpy(req.validator, f->validator, sizeof req.validator);
+                req.tail_len = f->local < NL_TAIL_DEFAULT ? (uint32_t) f->local : NL_TAIL_DEFAULT;
+                r = digest_fd_range(f->part_fd, f->local - req.tail_len, req.tail_len,
+                                    req.tail_hash);
+                if (r < 0)
+                        return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "cannot read %s: %s",
+                                    f->part, strerror(-r));
+        }
+        f->req_offset = req.offset;
+        f->received = 0;
+
+        _cleanup_close_ int sock = net_connect_tcp(settings.host, settings.fetch_port,
+                                                   settings.timeout_ms, err, sizeof err);
+        if (sock < 0) {
+                part_forget_created(f);
+                return fail("fetch", EXIT_CONNECT, "connect-failed", "%s", err);
+        }
+        r = file_client_send(sock, &req);
+        if (r < 0 && r != -EALREADY) {
+                part_forget_created(f);
+                if (r == -ETIMEDOUT)
+                        return fail("fetch", EXIT_TIMEOUT, "timeout",
+                                    "sending the request timed out");
+                return fail("fetch", EXIT_CONNECT, "connection-error",
+                            "sending the request failed: %s", strerror(-r));
+        }
+
+        r = file_client_read_frame(sock, "try --lab", body, sizeof body, NL_INFO_SIZE, &h, &n,
+                                   problem, sizeof problem);
+        if (r < 0) {
+                part_forget_created(f);
+                return file_client_fail("fetch", r, "an answer", problem, "");
+        }
+        if (h.type != NL_TYPE_FILE_INFO) {
+                part_forget_created(f);
+                return fail("fetch", EXIT_PROTOCOL, "protocol-error",
+                            "the server answered with a frame of type 0x%02x instead of FILE_INFO",
+                            h.type);
+        }
+        if (h.status != NL_STATUS_OK) {
+                bool resume_refused =
+                        resuming && (h.status == NL_STATUS_CHANGED ||
+                                     h.status == NL_STATUS_MISMATCH || h.status == NL_STATUS_RANGE);
+                if (resume_refused && !f->no_restart && attempt < FETCH_RESTARTS_MAX) {
+                        fprintf(stderr, "%s: %s; starting over\n", program_name,
+                                restart_reason(h.status));
+                        f->restarted = true;
+                        r = part_reset(f);
+                        return r == EXIT_OK ? -EAGAIN : r;
+                }
+                if (resume_refused) {
+                        char suffix[PATH_MAX + 128];
+                        (void) xsnprintf(
+                                suffix, sizeof suffix,
+                                "; the partial file %s was kept (run without --resume to "
+                                "start over)",
+                                f->part);
+                        int code = file_client_refused("fetch", &h, body, n, suffix);
+                        /* range on a resume: the file shrank, so it changed too */
+                        return code == EXIT_REFUSED ? EXIT_CHANGED : code;
+                }
+                part_forget_created(f);
+                return file_client_refused("fetch", &h, body, n, "");
+        }
+
+        struct file_info *info = &f->info;
+        if (file_info_decode(body, n, info) < 0) {
+                part_forget_created(f);
+                return fail("fetch", EXIT_PROTOCOL, "protocol-error",
+                            "the server sent a malformed FILE_INFO");
+        }
+        if (info->kind != FILE_KIND_REGULAR || info->offset != req.offset ||
+            info->length != info->size - info->offset) {
+                part_forget_created(f);
+                return fail(
+                        "fetch", EXIT_PROTOCOL, "protocol-error",
+                        "the server's FILE_INFO does not match the request (kind %u, data "
+                        "from byte %llu for a request from byte %llu, %llu bytes of a "
+                        "%llu-byte file)",
+                        info->kind, (unsigned long long) info->offset,
+                        (unsigned long long) req.offset, (unsigned long long) info->length,
+                        (unsigned long long) info->size);
+        }
+        f->size_known = true;
+        f->resumed = resuming;
+
+        if (f->part_fd >= 0) {
+                /* The meta file first: a crash from here on leaves a part
+                 * that a resume can prove and continue. */
+                if (!resuming && (r = part_reset(f)) != EXIT_OK)
+                        return r;
+                r = meta_write(f, info);
+                if (r < 0)
+                        return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "cannot write %s: %s",
+                                    f->meta, strerror(-r));
+        }
+        f->sink.pos = f->local;
+        set_keep(f);
+
+        int err_no = 0;
+        progress_init(&f->progress, want_bar(f), info->size, req.offset);
+        catch_signals(true);
+        enum transfer_end end = transfer(f, sock, info->length, req.offset, &f->received, &err_no);
+        catch_signals(false);
+        if (end == TRANSFER_DONE && interrupted)
+                end = TRANSFER_SIGNAL;
+        if (end != TRANSFER_DONE)
+                return transfer_fail(f, end, err_no);
+        if (f->sink.escape && fflush(stdout) != 0)
+                return transfer_fail(f, TRANSFER_LOCAL, errno);
+
+        /* FILE_END: status, and with --verify the whole file's digest. */
+        r = file_client_read_frame(sock, NULL, body, sizeof body, 1 + NL_DIGEST_SIZE, &h, &n,
+                                   problem, sizeof problem);
+        progress_clear(&f->progress);
+        if (r < 0)
+                return file_client_fail("fetch", r, "the end-of-transfer frame", problem, f->keep);
+        if (h.type != NL_TYPE_FILE_END)
+                return fail(
+                        "fetch", EXIT_PROTOCOL, "protocol-error",
+                        "the server sent a frame of type 0x%02x after the data instead of "
+                        "FILE_END%s",
+                        h.type, f->keep);
+        if (h.status == NL_STATUS_CHANGED) {
+                /* Some of the bytes may come from the old file, some from the
+                 * new: none can be trusted. */
+                if (!f->no_restart && attempt < FETCH_RESTARTS_MAX && !f->to_stdout &&
+                    !f->to_device) {
+                        fprintf(stderr,
+                                "%s: the file changed on the server during the transfer; "
+                                "starting over\n",
+                                program_name);
+                        f->restarted = true;
+                        r = part_reset(f);
+                        return r == EXIT_OK ? -EAGAIN : r;
+                }
+                if (f->part_fd >= 0) {
+                        (void) unlink(f->part);
+                        (void) unlink(f->meta);
+                }
+                return file_client_refused(
+                        "fetch", &h, body, n,
+                        f->part_fd >= 0 ? "; the data received cannot be trusted and was removed"
+                                        : "; the data received cannot be trusted");
+        }
+        if (h.status != NL_STATUS_OK)
+                return file_client_refused("fetch", &h, body, n, f->keep);
+        if (file_end_decode(body, n, &f->has_digest, f->digest) < 0)
+                return fail("fetch", EXIT_PROTOCOL, "protocol-error",
+                            "the server sent a malformed FILE_END%s", f->keep);
+
+        if (f->verify) {
+                uint8_t mine[NL_DIGEST_SIZE];
+                char want_hex[2 * NL_DIGEST_SIZE + 1], got_hex[2 * NL_DIGEST_SIZE + 1];
+
+                if (!f->has_digest)
+                        return fail("fetch", EXIT_PROTOCOL, "protocol-error",
+                                    "the server did not send the digest --verify asked for%s",
+                                    f->keep);
+                progress_note(&f->progress, "verifying the SHA-256 of the whole file...");
+                r = digest_fd_range(f->part_fd, 0, info->size, mine);
+                progress_clear(&f->progress);
+                if (r < 0)
+                        return fail("fetch", EXIT_LOCAL_IO, "local-io-error",
+                                    "cannot read %s to verify it: %s%s", f->part, strerror(-r),
+                                    f->keep);
+                if (memcmp(mine, f->digest, NL_DIGEST_SIZE) != 0) {
+                        digest_hex(f->digest, want_hex, sizeof want_hex);
+                        digest_hex(mine, got_hex, sizeof got_hex);
+                        (void) unlink(f->part);
+                        (void) unlink(f->meta);
+                        return fail(
+                                "fetch", EXIT_VERIFY, "verify-failed",
+                                "the downloaded data is wrong: its SHA-256 is %s, the server's "
+                                "file has %s; %s was removed (run again to download it afresh)",
+                                got_hex, want_hex, f->part);
+                }
+        }
+        return finish_file(f, info->size - f->start);
+}
+
+static int fetch_netlab(struct fetch *f)
+{
+        for (int attempt = 0;; attempt++) {
+                int r = fetch_netlab_once(f, attempt);
+                if (r == -EAGAIN)
+                        continue;
+                if (r == EXIT_OK)
+                        print_result(f);
+                return r;
+        }
+}
+
+/* ---- lab form ---- */
+
+static int fetch_lab(struct fetch *f)
+{
+        uint8_t pre[LAB_DOWNLOAD_COMMAND_SIZE + LAB_DOWNLOAD_OFFSET_SIZE];
+        char command = '0';
+        uint64_t offset = 0;
+        char err[512];
+        int r;
+
+        if (f->offset_given) {
+                command = '1';
+                offset = f->offset;
+        } else if (f->local > 0) {
+                command = '2';
+                offset = f->local;
+        }
+        if (offset > LAB_OFFSET_MAX) {
+                part_forget_created(f);
+                return fail("fetch", EXIT_USAGE, "usage",
+                            "the lab format cannot express offset %llu (at most 10 digits)",
+                            (unsigned long long) offset);
+        }
+        r = lab_download_encode(pre, sizeof pre, command, offset);
+        if (r < 0)
+                return fail("fetch", EXIT_FAILURE_OTHER, "internal-error",
+                            "cannot encode the lab request");
+        f->req_offset = offset;
+        f->resumed = command == '2';
+
+        _cleanup_close_ int sock = net_connect_tcp(settings.host, settings.fetch_port,
+                                                   settings.timeout_ms, err, sizeof err);
+        if (sock < 0) {
+                part_forget_created(f);
+                return fail("fetch", EXIT_CONNECT, "connect-failed", "%s", err);
+        }
+        int w = net_write_all(sock, pre, (size_t) r, settings.timeout_ms);
+        if (w < 0 && w != -EALREADY) {
+                part_forget_created(f);
+                if (w == -ETIMEDOUT)
+                        return fail("fetch", EXIT_TIMEOUT, "timeout",
+                                    "sending the request timed out");
+                return fail("fetch", EXIT_CONNECT, "connection-error",
+                            "sending the request failed: %s", strerror(-w));
+        }
+
+        if (f->part_fd >= 0) {
+                /* No validator in the lab format: a stale meta file would only
+                 * mislead a later netlab-format resume. */
+                if (unlink(f->meta) < 0 && errno != ENOENT)
+                        fprintf(stderr, "%s: cannot remove %s: %s, ignoring\n", program_name,
+                                f->meta, strerror(errno));
+                if (!f->resumed && (r = part_reset(f)) != EXIT_OK)
+                        return r;
+        }
+        f->sink.pos = f->local;
+        set_keep(f);
+
+        int err_no = 0;
+        progress_init(&f->progress, want_bar(f), UINT64_MAX, offset);
+        catch_signals(true);
+        enum transfer_end end = transfer(f, sock, UINT64_MAX, offset, &f->received, &err_no);
+        catch_signals(false);
+        if (end == TRANSFER_DONE && interrupted)
+                end = TRANSFER_SIGNAL;
+        if (end != TRANSFER_DONE)
+                return transfer_fail(f, end, err_no);
+        progress_clear(&f->progress);
+        if (f->sink.escape && fflush(stdout) != 0)
+                return transfer_fail(f, TRANSFER_LOCAL, errno);
+        if (f->received == 0)
+                fprintf(stderr,
+                        "%s: the server sent no data (in the lab format an empty file, an "
+                        "offset at the end and a refusal look the same)\n",
+                        program_name);
+
+        r = finish_file(f, f->local + f->received);
+        if (r != EXIT_OK)
+                return r;
+        print_result(f);
+        return EXIT_OK;
+}
+
+/* ---- options ---- */
+
+/* The last component of a path, or NULL for none. */
+static const char *last_component(const char *p)
+{
+        const char *s = strrchr(p, '/');
+
+        s = s ? s + 1 : p;
+        return *s ? s : NULL;
+}
+
+/* Work out OUT and the names beside it.  Return: EXIT_OK or EXIT_USAGE. */
+static int set_names(struct fetch *f, const char *out_arg)
+{
+        const char *base = f->path ? last_component(f->path) : LAB_DEFAULT_OUT;
+        struct stat st;
+        int r;
+
+        if (!base)
+                return usage_error("fetch: PATH \"%s\" names no file", f->path);
+        if (!out_arg)
+                r = xsnprintf(f->out, sizeof f->out, "%s", base);
+        else if (out_arg[0] == '\0')
+                return usage_error("fetch: --output: empty file name");
+        else if (out_arg[strlen(out_arg) - 1] == '/' ||
+                 (stat(out_arg, &st) == 0 && S_ISDIR(st.st_mode)))
+                r = xsnprintf(f->out, sizeof f->out, "%s%s%s", out_arg,
+                              out_arg[strlen(out_arg) - 1] == '/' ? "" : "/", base);
+        else
+                r = xsnprintf(f->out, sizeof f->out, "%s", out_arg);
+        if (r < 0 || xsnprintf(f->part, sizeof f->part, "%s" PART_SUFFIX, f->out) < 0 ||
+            xsnprintf(f->meta, sizeof f->meta, "%s" META_SUFFIX, f->out) < 0 ||
+            xsnprintf(f->meta_tmp, sizeof f->meta_tmp, "%s" META_TMP_SUFFIX, f->out) < 0)
+                return usage_error("fetch: --output: the file name is too long");
+        return EXIT_OK;
+}
+
+int cmd_fetch(int argc, char **argv)
+{
+        enum {
+                OPT_LAB = 'l',
+                OPT_OUTPUT = 'o',
+                OPT_RESUME = 'C',
+                OPT_NO_LAB = OPT_FIRST_COMMAND_OPTION,
+                OPT_NO_RESTART,
+                OPT_OFFSET,
+                OPT_VERIFY,
+                OPT_NO_VERIFY,
+                OPT_DISCARD,
+                OPT_UDP,
+        };
+        static const struct option options[] = {
+                COMMON_LONG_OPTIONS,
+                { "output", required_argument, NULL, OPT_OUTPUT },
+                { "resume", no_argument, NULL, OPT_RESUME },
+                { "no-restart", no_argument, NULL, OPT_NO_RESTART },
+                { "offset", required_argument, NULL, OPT_OFFSET },
+                { "verify", no_argument, NULL, OPT_VERIFY },
+                { "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+                { "discard", no_argument, NULL, OPT_DISCARD },
+                { "lab", no_argument, NULL, OPT_LAB },
+                { "no-lab", no_argument, NULL, OPT_NO_LAB },
+                { "udp", no_argument, NULL, OPT_UDP },
+                {}
+        };
+        struct fetch f = {
+                .lab = settings.fetch_lab,
+                .verify = settings.fetch_verify,
+                .part_fd = -1,
+                .sink = { .fd = -1, .pipe = { -1, -1 } },
+        };
+        const char *out_arg = NULL;
+        bool udp = false, no_restart_given = false;
+        int c;
+
+        /* Options may follow PATH (getopt permutes; "--" ends them).  0,
+         * not 1: glibc re-reads the ordering only then, and main() parsed
+         * in "+" order. */
+        optind = 0;
+        while ((c = getopt_long(argc, argv, ":" COMMON_OPTIONS_SHORT "o:Cl", options, NULL)) >= 0) {
+                int r = parse_common_option(c, optarg, &settings.fetch_port);
+                if (r < 0)
+                        return EXIT_USAGE;
+                if (r > 0)
+                        continue;
+                switch (c) {
+                case OPT_HELP:
+                        help();
+                        return EXIT_OK;
+                case OPT_OUTPUT:
+                        out_arg = optarg;
+                        break;
+                case OPT_RESUME:
+                        f.resume = true;
+                        break;
+                case OPT_NO_RESTART:
+                        f.no_restart = no_restart_given = true;
+                        break;
+                case OPT_OFFSET:
+                        if (num_parse_u64(optarg, 0, INT64_MAX, &f.offset) < 0)
+                                return usage_error(
+                                        "fetch: --offset: \"%s\" is not a byte offset from 0 "
+                                        "to %lld",
+                                        optarg, (long long) INT64_MAX);
+                        f.offset_given = true;
+                        break;
+                case OPT_VERIFY:
+                        f.verify = f.verify_explicit = true;
+                        break;
+                case OPT_NO_VERIFY:
+                        f.verify = f.verify_explicit = false;
+                        break;
+                case OPT_DISCARD:
+                        f.discard = true;
+                        break;
+                case OPT_LAB:
+                        f.lab = true;
+                        break;
+                case OPT_NO_LAB:
+                        f.lab = false;
+                        break;
+                case OPT_UDP:
+                        udp = true;
+                        break;
+                case ':':
+                        return usage_error("fetch: option %s needs a value", argv[optind - 1]);
+                default:
+                        return usage_error("fetch: unknown option %s (see 'fetch --help')",
+                                           argv[optind - 1]);
+                }
+        }
+        if (udp)
+                return usage_error("fetch: --udp: file transfer over UDP is not implemented yet");
+
+        int n_args = argc - optind;
+        if (n_args > 1 && f.resume && strcmp(argv[optind], "-") == 0)
+                return usage_error(
+                        "fetch: --resume (-C) takes no value: netlabctl's -C is curl's \"-C -\"");
+        if (n_args > 1)
+                return usage_error("fetch: more than one PATH given (see 'fetch --help')");
+        if (n_args == 0 && !f.lab)
+                return usage_error("fetch: no PATH given (see 'fetch --help')");
+        f.path = n_args == 1 ? argv[optind] : NULL;
+        if (f.path) {
+                const char *problem = NULL;
+                if (file_path_check((const uint8_t *) f.path, strlen(f.path), false, false,
+                                    &problem) < 0)
+                        return usage_error("fetch: PATH \"%s\": %s", f.path, problem);
+        }
+
+        /* Where the data goes: nowhere, standard output, a device or FIFO
+         * named by OUT (written directly: "-o /dev/null" must never replace
+         * the device with a file), or OUT through a partial file. */
+        f.to_stdout = out_arg && strcmp(out_arg, "-") == 0;
+        if (f.discard && out_arg)
+                return usage_error("fetch: --discard and --output exclude each other");
+        if (!f.discard && !f.to_stdout) {
+                struct stat st;
+                int r = set_names(&f, out_arg);
+                if (r != EXIT_OK)
+                        return r;
+                if (stat(f.out, &st) == 0 && !S_ISREG(st.st_mode)) {
+                        if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+                                return usage_error(
+                                        "fetch: --output: %s exists and is neither a regular "
+                                        "file, a character device nor a FIFO",
+                                        f.out);
+                        f.to_device = true;
+                }
+        }
+        bool streaming = f.to_stdout || f.to_device;
+
+        /* Combinations that cannot mean anything.  --verify from the INI file
+         * is dropped quietly where it cannot apply; on the command line it is
+         * an error. */
+        if (f.offset_given && f.resume)
+                return usage_error("fetch: --offset and --resume exclude each other");
+        if (no_restart_given && !f.resume)
+                return usage_error("fetch: --no-restart only applies with --resume");
+        if (f.resume && (f.discard || streaming))
+                return usage_error("fetch: --resume needs a regular output file (not %s)",
+                                   f.discard     ? "--discard"
+                                   : f.to_stdout ? "-o -"
+                                                 : "a device or FIFO");
+        if (f.verify && (f.discard || streaming || f.offset_given || f.lab)) {
+                if (f.verify_explicit)
+                        return usage_error(
+                                "fetch: --verify needs %s",
+                                f.lab ? "netlab's format (the lab format has no digest)"
+                                : f.offset_given
+                                        ? "the whole file (not --offset)"
+                                        : "a regular output file (not --discard, -o - or a "
+                                          "device)");
+                f.verify = false;
+        }
+        if (f.to_stdout && settings.json)
+                return usage_error(
+                        "fetch: -o - puts the data on standard output, so --json cannot be used "
+                        "(add --no-json)");
+        if (f.lab && f.offset_given && f.offset > LAB_OFFSET_MAX)
+                return usage_error(
+                        "fetch: --offset: the lab format cannot express %llu (at most 10 digits)",
+                        (unsigned long long) f.offset);
+
+        f.start_usec = mono_usec();
+        f.start = f.offset;
+
+        _cleanup_close_ int device_fd = -1;
+        int r;
+        if (f.discard)
+                r = sink_init(&f.sink, -1, false, false);
+        else if (f.to_stdout) {
+                struct stat st;
+                bool reg = fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode);
+                /* A regular file behind stdout is written at its own position. */
+                r = sink_init(&f.sink, STDOUT_FILENO, false, isatty(STDOUT_FILENO) && !reg);
+        } else if (f.to_device) {
+                /* O_NONBLOCK: a FIFO nobody reads fails now instead of hanging. */
+                device_fd = open(f.out, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                if (device_fd < 0)
+                        return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "cannot open %s: %s",
+                                    f.out,
+                                    errno == ENXIO ? "it is a FIFO that nobody reads"
+                                                   : strerror(errno));
+                r = sink_init(&f.sink, device_fd, false, isatty(device_fd));
+        } else {
+                if (f.lab && f.resume && access(f.part, F_OK) < 0 && errno == ENOENT) {
+                        /* The lab client resumes its destination file itself;
+                         * with no partial file, so does a lab-format --resume. */
+                        struct stat st;
+                        if (lstat(f.out, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+                                if (rename(f.out, f.part) < 0)
+                                        return fail("fetch", EXIT_LOCAL_IO, "local-io-error",
+                                                    "cannot rename %s to %s to resume it: %s",
+                                                    f.out, f.part, strerror(errno));
+                                fprintf(stderr,
+                                        "%s: resuming %s (%llu bytes) blindly: the lab format "
+                                        "has no validator\n",
+                                        program_name, f.out, (unsigned long long) st.st_size);
+                        }
+                }
+                r = part_open(&f);
+                if (r != EXIT_OK) {
+                        f.part_fd = safe_close(f.part_fd);
+                        return r;
+                }
+                if (!f.resume)
+                        f.local = 0; /* truncated once the server has said yes */
+                else if (!f.lab) {
+                        /* Even for an empty part: it may be an --offset
+                         * download that had not started. */
+                        meta_read(&f);
+                        if (f.start > 0 && f.verify) {
+                                if (f.verify_explicit) {
+                                        f.part_fd = safe_close(f.part_fd);
+                                        return usage_error(
+                                                "fetch: --verify: %s holds the file from byte %llu "
+                                                "(an --offset download), not the whole file",
+                                                f.part, (unsigned long long) f.start);
+                                }
+                                f.verify = false;
+                        }
+                }
+                r = sink_init(&f.sink, f.part_fd, true, false);
+        }
+        if (r < 0) {
+                f.part_fd = safe_close(f.part_fd);
+                return fail("fetch", EXIT_FAILURE_OTHER, "internal-error", "out of memory");
+        }
+
+        r = f.lab ? fetch_lab(&f) : fetch_netlab(&f);
+        sink_done(&f.sink);
+        f.part_fd = safe_close(f.part_fd);
+        return r;
+}
