@@ -49,7 +49,7 @@
 #define PIPE_WANT (1024u * 1024u)         /* splice pipe: 1 MiB, the default pipe-max-size */
 #define COPY_BUF (1024u * 1024u)          /* when splice cannot be used */
 #define DISCARD_CHUNK (4u * 1024u * 1024u)
-#define RCVLOWAT (256u * 1024u)           /* wake for at least this much (set_lowat()) */
+#define RCVLOWAT (1024u * 1024u)          /* wake for at least this much (set_lowat()) */
 #define WAIT_TICK_MS 100                  /* look for fewer bytes this often (wait_readable()) */
 #define FETCH_RESTARTS_MAX 1              /* more would chase a file being written */
 

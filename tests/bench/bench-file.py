@@ -412,12 +412,27 @@ class Download:
 
     prefault_factor = 0  # set by main() for downloads that write a file
 
-    def __init__(self, key, group, label, nbytes):
+    def __init__(self, key, group, label, nbytes, expect_json=None):
         self.key = key  # unique name in the report
         self.group = group  # write | resume | discard
         self.label = label  # what the table shows
         self.nbytes = nbytes  # bytes that cross the socket
         self.writes_file = False
+        # netlabctl --json: fields its result must have (a resume must really
+        # resume: one that started over would still give the right file).
+        self.expect_json = expect_json
+
+    def check_json(self, proc):
+        if self.expect_json is None:
+            return
+        try:
+            res = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise BenchError(f"{self.label} printed no JSON: {proc.stdout[:300]!r}") from None
+        wrong = {k: res.get(k) for k, v in self.expect_json.items() if res.get(k) != v}
+        if wrong:
+            raise CorruptDownload(f"{self.label}: netlabctl reported {wrong}, want "
+                                  f"{ {k: self.expect_json[k] for k in wrong} }")
 
     def prepare(self):
         pass
@@ -455,6 +470,7 @@ class Download:
             raise BenchError(f"{self.label} failed with status {proc.returncode}: {' '.join(cmd)}\n"
                              f"{(proc.stderr or proc.stdout).decode(errors='replace').strip()}")
         try:
+            self.check_json(proc)
             rate, extra = self.check(proc, seconds)
         finally:
             self.cleanup()
@@ -464,8 +480,9 @@ class Download:
 class FileDownload(Download):
     """A download into OUT, compared with the source afterwards."""
 
-    def __init__(self, key, group, label, nbytes, src, out, argv, half=None, part=None):
-        super().__init__(key, group, label, nbytes)
+    def __init__(self, key, group, label, nbytes, src, out, argv, half=None, part=None,
+                 expect_json=None):
+        super().__init__(key, group, label, nbytes, expect_json)
         self.src = src
         self.out = out
         self.argv = argv
@@ -504,8 +521,8 @@ class FileDownload(Download):
 class DiscardDownload(Download):
     """A download whose bytes are thrown away: only the exit status is checked."""
 
-    def __init__(self, key, group, label, nbytes, argv):
-        super().__init__(key, group, label, nbytes)
+    def __init__(self, key, group, label, nbytes, argv, expect_json=None):
+        super().__init__(key, group, label, nbytes, expect_json)
         self.argv = argv
 
     def command(self):
@@ -571,17 +588,21 @@ def build_downloads(peers, exes, servers, data, src, size, workdir, iperf_port):
     downloads = []
     if "netlab" in peers:
         nl = servers["netlabd"]
+        # --json only changes the summary line at the end; no progress bar
+        # either way, since standard error is not a terminal.
         ctl = [str(exes["netlabctl"]), f"--config={workdir / 'netlabctl.ini'}", "fetch",
-               "-H", "127.0.0.1", "-p", str(nl.port)]
+               "-H", "127.0.0.1", "-p", str(nl.port), "--json"]
         out = data / "netlab.out"
+        whole = {"status": "ok", "offset": 0, "bytes": size, "resumed": False, "restarted": False}
         downloads += [
             FileDownload("netlab-write", "write", "netlabctl fetch -o", size, src, out,
-                         [*ctl, "-o", str(out), FILE_NAME]),
+                         [*ctl, "-o", str(out), FILE_NAME], expect_json=whole),
             FileDownload("netlab-resume", "resume", "netlabctl fetch --resume", rest, src, out,
                          [*ctl, "--resume", "-o", str(out), FILE_NAME],
-                         half=half, part=out.with_name(out.name + ".netlab-part")),
+                         half=half, part=out.with_name(out.name + ".netlab-part"),
+                         expect_json={**whole, "offset": half, "bytes": rest, "resumed": True}),
             DiscardDownload("netlab-discard", "discard", "netlabctl fetch --discard", size,
-                            [*ctl, "--discard", FILE_NAME]),
+                            [*ctl, "--discard", FILE_NAME], expect_json=whole),
         ]
     if "nginx" in peers:
         url = f"http://127.0.0.1:{servers['nginx'].port}/{FILE_NAME}"
