@@ -358,17 +358,22 @@ def file_listener(port, root, name="files", **extra):
     return l
 
 
-@pytest.fixture
-def file_daemon(daemon_factory, tmp_path):
-    """netlabd with one file listener (lab_file = "source_file.txt") on a free
-    loopback port; d.root is its (initially empty) root directory."""
+def start_file_daemon(daemon_factory, tmp_path, limits=None, **extra):
+    """netlabd with one file listener on a free loopback port, rooted at a new
+    empty tmp_path/root; d.port and d.root say where.  extra: listener keys."""
     root = tmp_path / "root"
     root.mkdir()
     port = free_port()
-    d = daemon_factory(make_config([file_listener(port, root, lab_file="source_file.txt")]))
+    d = daemon_factory(make_config([file_listener(port, root, **extra)], limits=limits))
     d.port = port
     d.root = root
     return d
+
+
+@pytest.fixture
+def file_daemon(daemon_factory, tmp_path):
+    """netlabd with one file listener (lab_file = "source_file.txt")."""
+    return start_file_daemon(daemon_factory, tmp_path, lab_file="source_file.txt")
 
 
 def _path_field(path):

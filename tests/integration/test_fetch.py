@@ -27,7 +27,7 @@ import pytest
 
 import conftest
 from conftest import (BAD_LOG, NETLABCTL, file_listener, free_port, frame, hold_child, make_config, make_sparse,
-                      netlabctl, sha256_file, sparse_sha256)
+                      netlabctl, sha256_file, sparse_sha256, start_file_daemon)
 
 EXIT_OK, EXIT_OTHER, EXIT_USAGE, EXIT_CONNECT, EXIT_REFUSED, EXIT_BUSY, EXIT_PROTOCOL, EXIT_TIMEOUT, \
     EXIT_LOCAL_IO, EXIT_CHANGED, EXIT_VERIFY = range(11)
@@ -73,12 +73,7 @@ def out_dir(ram, request):
 @pytest.fixture
 def srv(daemon_factory, tmp_path):
     """netlabd with one file listener; d.root is its root."""
-    root = tmp_path / "root"
-    root.mkdir()
-    port = free_port()
-    d = daemon_factory(make_config([file_listener(port, root)], limits={"idle_timeout": 10}))
-    d.port, d.root = port, root
-    return d
+    return start_file_daemon(daemon_factory, tmp_path, limits={"idle_timeout": 10})
 
 
 def fetch(d, *args, ini, port=None, **kw):

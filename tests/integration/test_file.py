@@ -22,7 +22,8 @@ import pytest
 import conftest
 from conftest import (BAD_LOG, FILE_END, FILE_GET, FILE_INFO, FILE_LIST, FILE_STAT, Netlabd, file_exchange,
                       file_get, file_list, file_listener, file_stat, frame, free_port, hold_child, make_config,
-                      make_sparse, read_frame, recv_exact, sparse_sha256, wait_entry)
+                      make_sparse, read_frame, recv_exact, sparse_sha256, start_file_daemon,
+                      wait_entry)
 
 OK, BAD_REQUEST, TOO_LONG, BUSY, NOT_FOUND, NOT_PERMITTED, TIMEOUT, UNSUPPORTED, INTERNAL, CHANGED, \
     MISMATCH, RANGE = range(12)
@@ -867,12 +868,7 @@ def test_busy_is_a_file_info_frame(daemon_factory, tmp_path):
 
 @pytest.fixture
 def changing(daemon_factory, tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    port = free_port()
-    d = daemon_factory(make_config([file_listener(port, root)], limits={"idle_timeout": 10}))
-    d.port, d.root = port, root
-    return d
+    return start_file_daemon(daemon_factory, tmp_path, limits={"idle_timeout": 10})
 
 
 def start_stalled_get(d, name, flags=0):

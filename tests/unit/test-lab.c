@@ -76,26 +76,13 @@ static const struct lab_case cases[] = {
         BAD("non-ASCII digit", "1\0" "\xd9\xa3", 3, NOT_DECIMAL),
 };
 
-static uint8_t *dup_exact(const uint8_t *p, size_t n)
-{
-        uint8_t *q = malloc(n ? n : 1);
-
-        if (!q) {
-                fprintf(stderr, "out of memory\n");
-                exit(EXIT_FAILURE);
-        }
-        if (n)
-                memcpy(q, p, n);
-        return q;
-}
-
 static void test_parse_splits(void)
 {
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 const struct lab_case *c = &cases[i];
 
                 for (size_t k = 0; k <= c->n; k++) {
-                        _cleanup_free_ uint8_t *prefix = dup_exact(c->bytes, k);
+                        _cleanup_free_ uint8_t *prefix = test_dup_exact(c->bytes, k);
                         struct lab_download_request req = {
                                 .command = 'Z',
                                 .offset = 77,

@@ -19,20 +19,6 @@
 
 static const char untouched[] = "(untouched)";
 
-/* An exactly-sized heap copy of n bytes (never NULL). */
-static uint8_t *dup_exact(const void *p, size_t n)
-{
-        uint8_t *q = malloc(n ? n : 1);
-
-        if (!q) {
-                fprintf(stderr, "out of memory\n");
-                exit(EXIT_FAILURE);
-        }
-        if (n)
-                memcpy(q, p, n);
-        return q;
-}
-
 /* ---- file_path_check ---- */
 
 #define P_LONG "path too long"
@@ -180,7 +166,7 @@ static void check_path(const uint8_t *path, size_t len, bool allow_empty, bool h
 {
         char esc[96];
         const char *problem = untouched;
-        _cleanup_free_ uint8_t *copy = dup_exact(path, len);
+        _cleanup_free_ uint8_t *copy = test_dup_exact(path, len);
 
         TEST_CASE("path \"%s\" (%zu bytes)%s%s", test_escape(esc, sizeof esc, path, len), len,
                   allow_empty ? " allow_empty" : "", hide ? " hide_dotfiles" : "");
@@ -273,7 +259,7 @@ static const uint8_t hash_b0[] = { V32(0xb0) };
 
 static int decode_exact(uint8_t type, const uint8_t *body, size_t n, struct file_request *req)
 {
-        _cleanup_free_ uint8_t *copy = dup_exact(body, n);
+        _cleanup_free_ uint8_t *copy = test_dup_exact(body, n);
         int r = file_request_decode(type, copy, n, req);
 
         /* The path is borrowed from the body: point it back into the caller's. */
@@ -641,7 +627,7 @@ static bool info_equal(const struct file_info *a, const struct file_info *b)
 
 static int info_decode_exact(const uint8_t *body, size_t n, struct file_info *ret)
 {
-        _cleanup_free_ uint8_t *copy = dup_exact(body, n);
+        _cleanup_free_ uint8_t *copy = test_dup_exact(body, n);
 
         return file_info_decode(copy, n, ret);
 }
@@ -767,7 +753,7 @@ static void test_end(void)
                 { "length 255", B("\xff"), -EBADMSG, false },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                _cleanup_free_ uint8_t *copy = dup_exact(cases[i].body, cases[i].n);
+                _cleanup_free_ uint8_t *copy = test_dup_exact(cases[i].body, cases[i].n);
 
                 TEST_CASE("end: %s", cases[i].name);
                 has = !cases[i].has;
@@ -782,7 +768,7 @@ static void test_end(void)
 
         /* With a digest: exact, each cut, and one byte more. */
         for (size_t n = 0; n <= sizeof with; n++) {
-                _cleanup_free_ uint8_t *copy = dup_exact(with, n);
+                _cleanup_free_ uint8_t *copy = test_dup_exact(with, n);
                 bool ok = n == 1 + NL_DIGEST_SIZE;
 
                 TEST_CASE("end: digest body of %zu bytes", n);
@@ -832,7 +818,7 @@ static void test_entries(void)
         wire_writer_init(&w, buf, sizeof buf);
         for (size_t i = 0; i < ELEMENTSOF(list); i++)
                 CHECK_ERR(file_entry_put(&w, &list[i]), 0);
-        _cleanup_free_ uint8_t *body = dup_exact(buf, w.pos);
+        _cleanup_free_ uint8_t *body = test_dup_exact(buf, w.pos);
         wire_reader_init(&r, body, w.pos);
         for (size_t i = 0; i < ELEMENTSOF(list); i++) {
                 if (!CHECK_ERR(file_entry_next(&r, &e), 1))
@@ -875,7 +861,7 @@ static void test_entries(void)
 
         /* Every cut of one entry: malformed, and the reader does not move. */
         for (size_t k = 1; k < sizeof want; k++) {
-                _cleanup_free_ uint8_t *cut = dup_exact(want, k);
+                _cleanup_free_ uint8_t *cut = test_dup_exact(want, k);
 
                 TEST_CASE("entry: next on %zu of %zu bytes", k, sizeof want);
                 wire_reader_init(&r, cut, k);
@@ -888,7 +874,7 @@ static void test_entries(void)
         uint8_t two[sizeof want * 2];
         memcpy(two, want, sizeof want);
         memcpy(two + sizeof want, want, sizeof want);
-        _cleanup_free_ uint8_t *two_cut = dup_exact(two, sizeof two - 1);
+        _cleanup_free_ uint8_t *two_cut = test_dup_exact(two, sizeof two - 1);
         wire_reader_init(&r, two_cut, sizeof two - 1);
         CHECK_ERR(file_entry_next(&r, &e), 1);
         CHECK_ERR(file_entry_next(&r, &e), -EBADMSG);
@@ -918,7 +904,7 @@ static void test_entries(void)
                 CHECK(wire_put_u8(&w, cases[i].kind) == 0 && wire_put_u64be(&w, 1) == 0 &&
                       wire_put_u64be(&w, 2) == 0 && wire_put_u16be(&w, cases[i].name_len) == 0 &&
                       wire_put_bytes(&w, name255, cases[i].have) == 0);
-                _cleanup_free_ uint8_t *copy = dup_exact(buf, w.pos);
+                _cleanup_free_ uint8_t *copy = test_dup_exact(buf, w.pos);
                 wire_reader_init(&r, copy, w.pos);
                 CHECK_ERR(file_entry_next(&r, &e), cases[i].r);
                 CHECK_U64(r.pos, cases[i].r == 1 ? w.pos : 0);

@@ -107,6 +107,21 @@ static inline const char *test_escape(char *dst, size_t size, const void *p, siz
         return dst;
 }
 
+/* An exactly-sized heap copy of n bytes (never NULL; exits when out of
+ * memory), so ASan catches a parser reading one byte past its input. */
+static inline uint8_t *test_dup_exact(const void *p, size_t n)
+{
+        uint8_t *q = malloc(n ? n : 1);
+
+        if (!q) {
+                fprintf(stderr, "out of memory\n");
+                exit(EXIT_FAILURE);
+        }
+        if (n)
+                memcpy(q, p, n);
+        return q;
+}
+
 /* "EBADMSG" for -EBADMSG, "ok" for 0 or more. */
 static inline const char *test_errname(int r)
 {
