@@ -256,3 +256,82 @@ int lab_download_parse(const uint8_t *buf, size_t n, struct lab_download_request
  * Return: bytes written; -EINVAL for a bad command or an offset over 10 digits;
  * -ENOBUFS. */
 int lab_download_encode(uint8_t *dst, size_t size, char command, uint64_t offset);
+
+/* proto-guess.c: the guess service's text protocol, version 1
+ * (docs/PROTOCOL.md, section 10.2).  One line per datagram; everything after
+ * the first LF or '#' is padding and never read. */
+
+#define NL_UDP_PAYLOAD_MAX 65527u      /* largest UDP payload (IPv6; IPv4's is 65507) */
+#define NL_GUESS_REQUEST_MAX 1024u     /* longest request datagram, padding included */
+#define NL_GUESS_REPLY_MAX 512u        /* longest reply line, LF included */
+#define NL_GUESS_PAD 176u              /* netlabctl pads requests to this: 3 * 176 >= 512 */
+#define NL_GUESS_VALUE_MAX 128u        /* longest guess value */
+#define NL_GUESS_NAME_MAX 100u         /* longest person name or alias (config) */
+#define NL_GUESS_HINT_MAX 400u         /* longest hint (config) */
+#define NL_GUESS_AMPLIFY 3u            /* a reply is at most 3x its request (RFC 9000, 8) */
+
+enum guess_verb {
+        GUESS_PLAY,  /* "play [nonce=H] ..." */
+        GUESS_GUESS, /* "guess [id=H] VALUE" */
+        GUESS_BARE,  /* any other line: a guess in the open round */
+};
+
+struct guess_request {
+        enum guess_verb verb;
+        bool has_nonce;             /* PLAY */
+        uint32_t nonce;
+        bool has_id;                /* GUESS */
+        uint32_t id;
+        const char *value;          /* GUESS, BARE: borrowed, not NUL-terminated */
+        size_t value_len;
+        const char *problem;        /* on error: the ERR text (static) */
+};
+
+/* Parse one request datagram.  *ret is always written (problem).
+ * Return: 0; -E2BIG if over NL_GUESS_REQUEST_MAX; -EBADMSG if the line is not
+ * text, is empty, or is a malformed play/guess (problem says which). */
+int guess_request_parse(const uint8_t *buf, size_t n, struct guess_request *ret);
+
+/* Format a request line ("play nonce=H" or "guess id=H VALUE"; has_id/has_nonce
+ * optional) and pad it with " #...." then LF to at least pad_to bytes.
+ * Return: the datagram size; -EINVAL (value empty, too long, or containing
+ * '#', LF or control characters); -ENOBUFS. */
+int guess_request_format(char *buf, size_t size, const struct guess_request *req, size_t pad_to);
+
+enum guess_reply_kind {
+        GUESS_REPLY_ROUND,
+        GUESS_REPLY_WIN,
+        GUESS_REPLY_LOSE,
+        GUESS_REPLY_WRONG,
+        GUESS_REPLY_ERR,
+};
+
+struct guess_reply {
+        enum guess_reply_kind kind;
+        bool has_id;
+        uint32_t id;
+        unsigned tries;             /* ROUND: tries allowed; WRONG: tries left */
+        bool has_range;             /* ROUND, number mode */
+        int64_t lo, hi;
+        const char *text;           /* ROUND: hint; WIN/LOSE: answer; ERR: text (may be empty) */
+        size_t text_len;            /* borrowed from the reply buffer */
+        int direction;              /* WRONG: +1 "higher", -1 "lower", 0 neither */
+        unsigned status;            /* ERR: the status code */
+};
+
+/* Format a reply line, LF included.  Return: its size; -ENOBUFS if it does not
+ * fit size (nothing useful written); -EINVAL for a bad reply. */
+int guess_reply_format(char *buf, size_t size, const struct guess_reply *r);
+
+/* Parse a reply datagram (exactly one line, LF-terminated).  Text fields
+ * point into buf.  Return: 0; -EBADMSG (unknown keyword, missing or malformed
+ * field, not UTF-8, control characters, no LF, over NL_GUESS_REPLY_MAX). */
+int guess_reply_parse(const uint8_t *buf, size_t n, struct guess_reply *ret);
+
+/* Do two names match: equal after folding ASCII case and dropping spaces,
+ * TABs, '.', '-' and '\''?  Names that reduce to nothing never match. */
+bool guess_names_match(const char *a, size_t a_len, const char *b, size_t b_len);
+
+/* Parse a number-mode guess: optional '-', decimal digits, no leading zeros,
+ * within [-10^9, 10^9].  Return: 0; -EINVAL. */
+int guess_number_parse(const char *s, size_t n, int64_t *ret);

@@ -19,30 +19,64 @@
 #include "service.h"
 #include "util.h"
 
-struct report {
+struct config_report {
         const char *file;
         config_report_fn fn;
         void *userdata;
         unsigned n_errors;
 };
 
-static void report(struct report *rep, int line, const char *fmt, ...)
+static void report(struct config_report *rep, int line, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-static void report(struct report *rep, int line, const char *fmt, ...)
+static void report_va(struct config_report *rep, const char *file, int line, const char *fmt, va_list ap)
+        __attribute__((format(printf, 4, 0)));
+
+static void report_va(struct config_report *rep, const char *file, int line, const char *fmt, va_list ap)
 {
-        char msg[512];
+        char msg[512], path[4096];
+
+        if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
+                (void) xsnprintf(msg, sizeof msg, "(unprintable problem)");
+        /* An @include'd file is named relative to the config's directory. */
+        const char *slash = strrchr(rep->file, '/');
+        if (file && file[0] != '/' && slash &&
+            xsnprintf(path, sizeof path, "%.*s/%s", (int) (slash - rep->file), rep->file, file) >= 0)
+                file = path;
+        rep->n_errors++;
+        if (rep->fn)
+                rep->fn(file ? file : rep->file, line, msg, rep->userdata);
+}
+
+static void report(struct config_report *rep, int line, const char *fmt, ...)
+{
         va_list ap;
 
         va_start(ap, fmt);
-        int r = vsnprintf(msg, sizeof msg, fmt, ap);
+        report_va(rep, NULL, line, fmt, ap);
         va_end(ap);
-        if (r < 0)
-                (void) xsnprintf(msg, sizeof msg, "(unprintable problem)");
+}
 
-        rep->n_errors++;
-        if (rep->fn)
-                rep->fn(rep->file, line, msg, rep->userdata);
+static void rep_report_file(struct config_report *rep, const char *file, int line, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void rep_report_file(struct config_report *rep, const char *file, int line, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        report_va(rep, file, line, fmt, ap);
+        va_end(ap);
+}
+
+void config_report_at(struct config_report *rep, const config_setting_t *s, const char *fmt, ...)
+{
+        va_list ap;
+
+        /* A setting from an @include'd file names that file. */
+        va_start(ap, fmt);
+        report_va(rep, config_setting_source_file(s), (int) config_setting_source_line(s), fmt, ap);
+        va_end(ap);
 }
 
 static const char *check_listener_name(const char *v)
@@ -99,6 +133,110 @@ static const struct config_key listener_keys[] = {
         {}
 };
 
+/* ---- the reflector guard of udp listeners ---- */
+
+/* Services on these source ports answer datagrams themselves: a forged
+ * request "from" one of them would make two reflectors talk to each other
+ * forever, or aim our replies at a third party's service (RFC 862 echo,
+ * discard, daytime, qotd, chargen, time, DNS, portmap, NTP, NetBIOS, SNMP,
+ * CLDAP, SSDP, mDNS, memcached, and netlab's own echo and guess defaults). */
+static const uint16_t default_blocked_ports[] = {
+        7, 9, 13, 17, 19, 37, 53, 111, 123, 137, 161, 389, 1900, 5353, 8888, 8889, 11211,
+};
+
+bool port_list_has(const struct port_list *l, uint16_t port)
+{
+        for (size_t i = 0; i < l->n; i++)
+                if (l->ports[i] == port)
+                        return true;
+        return false;
+}
+
+static int ports_init(void *field)
+{
+        struct port_list *l = field;
+
+        l->ports = malloc(sizeof default_blocked_ports);
+        if (!l->ports)
+                return -ENOMEM;
+        memcpy(l->ports, default_blocked_ports, sizeof default_blocked_ports);
+        l->n = ELEMENTSOF(default_blocked_ports);
+        return 0;
+}
+
+static void ports_done(void *field)
+{
+        struct port_list *l = field;
+
+        free(l->ports);
+        *l = (struct port_list) {};
+}
+
+static void ports_read(struct config_report *rep, const config_setting_t *s, void *field,
+                       const char *where, const char *name)
+{
+        struct port_list *l = field;
+        int t = config_setting_type(s);
+
+        if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+                config_report_at(rep, s, "%s%s: must be an array of ports [ 7, 19, ... ]", where, name);
+                return;
+        }
+        int n = config_setting_length(s);
+        if (n > 65535) {
+                config_report_at(rep, s, "%s%s: more than 65535 ports", where, name);
+                return;
+        }
+        uint16_t *ports = calloc((size_t) n + 1, sizeof *ports);
+        if (!ports) {
+                config_report_at(rep, s, "out of memory");
+                return;
+        }
+        bool ok = true;
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+                int et = config_setting_type(e);
+                long long v = et == CONFIG_TYPE_INT || et == CONFIG_TYPE_INT64 ? config_setting_get_int64(e) : -1;
+                if (v < 1 || v > 65535) {
+                        config_report_at(rep, e, "%s%s: element %d must be a port from 1 to 65535 "
+                                         "(port 0 is always refused)", where, name, i + 1);
+                        ok = false;
+                        continue;
+                }
+                ports[i] = (uint16_t) v;
+        }
+        if (!ok) {
+                free(ports);
+                return;
+        }
+        free(l->ports);
+        l->ports = ports;
+        l->n = (size_t) n;
+}
+
+#define DGRAM_INT(field, lo, hi, def, text)                                                  \
+        { .name = #field, .type = CONFIG_KEY_INT, .min = (lo), .max = (hi),                  \
+          .offset = offsetof(struct dgram_config, field), .default_int = (def), .doc = (text) }
+
+static const struct config_key dgram_keys[] = {
+        DGRAM_INT(rate_per_source, 1, 100000000, 100,
+                  "udp: replies per second to one source (an IPv4 address or an IPv6 /64)"),
+        DGRAM_INT(burst_per_source, 1, 100000000, 200, "udp: replies one source may get in a burst"),
+        DGRAM_INT(rate_total, 1, 100000000, 20000,
+                  "udp: replies per second of this listener, all sources together"),
+        DGRAM_INT(bytes_total, 1024, 100000000000, 33554432,
+                  "udp: reply bytes per second of this listener, all sources together"),
+        DGRAM_INT(sources_max, 16, 4194304, 16384,
+                  "udp: sources whose rate is tracked (a fixed table; memory stays bounded)"),
+        { .name = "blocked_source_ports", .type = CONFIG_KEY_CUSTOM,
+          .offset = offsetof(struct dgram_config, blocked_source_ports),
+          .custom_init = ports_init, .custom_read = ports_read, .custom_done = ports_done,
+          .custom_type = "array of ports, default [7, 9, 13, 17, 19, 37, 53, 111, 123, 137, 161, "
+                         "389, 1900, 5353, 8888, 8889, 11211]",
+          .doc = "udp: datagrams from these source ports (and from port 0) get no reply" },
+        {}
+};
+
 static const struct config_key *find_key(const struct config_key *keys, const char *name)
 {
         for (const struct config_key *k = keys; k && k->name; k++)
@@ -122,12 +260,18 @@ static bool enum_has(const char *choices, const char *value)
         return false;
 }
 
-void config_keys_init(const struct config_key *keys, void *target)
+int config_keys_init(const struct config_key *keys, void *target)
 {
+        int r = 0;
+
         for (const struct config_key *k = keys; k && k->name; k++) {
                 void *field = (char *) target + k->offset;
 
                 switch (k->type) {
+                case CONFIG_KEY_CUSTOM:
+                        if (k->custom_init && k->custom_init(field) < 0)
+                                r = -ENOMEM;
+                        break;
                 case CONFIG_KEY_INT:
                         *(int64_t *) field = k->default_int;
                         break;
@@ -137,9 +281,12 @@ void config_keys_init(const struct config_key *keys, void *target)
                 case CONFIG_KEY_STRING:
                 case CONFIG_KEY_ENUM:
                         *(char **) field = k->default_str ? strdup(k->default_str) : NULL;
+                        if (k->default_str && !*(char **) field)
+                                r = -ENOMEM;
                         break;
                 }
         }
+        return r;
 }
 
 void config_keys_done(const struct config_key *keys, void *target)
@@ -149,7 +296,8 @@ void config_keys_done(const struct config_key *keys, void *target)
                         char **field = (char **) ((char *) target + k->offset);
                         free(*field);
                         *field = NULL;
-                }
+                } else if (k->type == CONFIG_KEY_CUSTOM && k->custom_done)
+                        k->custom_done((char *) target + k->offset);
         }
 }
 
@@ -169,7 +317,7 @@ static const char *type_name(int libconfig_type)
 }
 
 /* Read one setting into target according to its key. */
-static void read_value(struct report *rep, const config_setting_t *s, const struct config_key *k,
+static void read_value(struct config_report *rep, const config_setting_t *s, const struct config_key *k,
                        void *target, const char *where)
 {
         int line = (int) config_setting_source_line(s);
@@ -177,6 +325,9 @@ static void read_value(struct report *rep, const config_setting_t *s, const stru
         void *field = (char *) target + k->offset;
 
         switch (k->type) {
+        case CONFIG_KEY_CUSTOM:
+                k->custom_read(rep, s, field, where, k->name);
+                return;
         case CONFIG_KEY_INT: {
                 if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
                         report(rep, line, "%s%s: must be an integer, not %s", where, k->name,
@@ -240,11 +391,12 @@ static void read_value(struct report *rep, const config_setting_t *s, const stru
         }
 }
 
-/* Read the members of a group setting using one or two key tables. */
-static void read_group(struct report *rep, const config_setting_t *group,
-                       const struct config_key *keys, void *target,
-                       const struct config_key *keys2, void *target2, const char *where,
-                       const char *unknown_hint)
+/* Read the members of a group setting using up to three key tables. */
+static void read_group3(struct config_report *rep, const config_setting_t *group,
+                        const struct config_key *keys, void *target,
+                        const struct config_key *keys2, void *target2,
+                        const struct config_key *keys3, void *target3, const char *where,
+                        const char *unknown_hint)
 {
         int n = config_setting_length(group);
 
@@ -257,6 +409,8 @@ static void read_group(struct report *rep, const config_setting_t *group,
                         read_value(rep, s, k, target, where);
                 else if (keys2 && (k = find_key(keys2, name)))
                         read_value(rep, s, k, target2, where);
+                else if (keys3 && (k = find_key(keys3, name)))
+                        read_value(rep, s, k, target3, where);
                 else
                         report(rep, (int) config_setting_source_line(s), "%sunknown key '%s'%s",
                                where, name, unknown_hint ? unknown_hint : "");
@@ -268,7 +422,13 @@ static void read_group(struct report *rep, const config_setting_t *group,
                                "%smissing required key '%s'", where, t->name);
 }
 
-static bool is_group(struct report *rep, const config_setting_t *s, const char *what)
+static void read_group(struct config_report *rep, const config_setting_t *group,
+                       const struct config_key *keys, void *target, const char *where)
+{
+        read_group3(rep, group, keys, target, NULL, NULL, NULL, NULL, where, NULL);
+}
+
+static bool is_group(struct config_report *rep, const config_setting_t *s, const char *what)
 {
         if (config_setting_type(s) == CONFIG_TYPE_GROUP)
                 return true;
@@ -305,16 +465,20 @@ static void listener_done(struct listener_config *l)
                 free(l->options);
         }
         config_keys_done(listener_keys, l);
+        config_keys_done(dgram_keys, &l->dgram);
 }
 
-static void read_listener(struct report *rep, const config_setting_t *s, struct listener_config *l)
+static void read_listener(struct config_report *rep, const config_setting_t *s, struct listener_config *l)
 {
         int line = (int) config_setting_source_line(s);
         const config_setting_t *svc = config_setting_get_member(s, "service");
         char where[96];
 
         l->line = line;
-        config_keys_init(listener_keys, l);
+        if (config_keys_init(listener_keys, l) < 0 || config_keys_init(dgram_keys, &l->dgram) < 0) {
+                report(rep, line, "out of memory");
+                return;
+        }
 
         /* The service decides which extra keys are allowed, so find it first. */
         if (svc && config_setting_type(svc) == CONFIG_TYPE_STRING) {
@@ -348,14 +512,17 @@ static void read_listener(struct report *rep, const config_setting_t *s, struct 
                         report(rep, line, "out of memory");
                         return;
                 }
-                config_keys_init(l->service->keys, l->options);
+                if (config_keys_init(l->service->keys, l->options) < 0) {
+                        report(rep, line, "out of memory");
+                        return;
+                }
         }
 
         char hint[64] = "";
         if (l->service)
                 (void) xsnprintf(hint, sizeof hint, " (for service %s)", l->service->name);
-        read_group(rep, s, listener_keys, l, l->service ? l->service->keys : NULL, l->options,
-                   where, hint);
+        read_group3(rep, s, listener_keys, l, l->service ? l->service->keys : NULL, l->options,
+                    dgram_keys, &l->dgram, where, hint);
 
         if (!l->service || !l->name || !l->transport_name || !l->address)
                 return;
@@ -364,6 +531,13 @@ static void read_listener(struct report *rep, const config_setting_t *s, struct 
         if (l->socktype != l->service->socktype)
                 report(rep, line, "%sservice %s runs over %s only, not %s", where, l->service->name,
                        l->service->socktype == SOCK_STREAM ? "tcp" : "udp", l->transport_name);
+        if (l->socktype == SOCK_STREAM)
+                for (const struct config_key *k = dgram_keys; k->name; k++) {
+                        const config_setting_t *m = config_setting_get_member(s, k->name);
+                        if (m)
+                                config_report_at(rep, m, "%s%s: only udp listeners take this key",
+                                                 where, k->name);
+                }
 
         if (parse_address(l) < 0) {
                 char esc[80];
@@ -434,7 +608,7 @@ static int level_from_name(const char *s)
         return LOG_INFO;
 }
 
-static void read_root(struct report *rep, config_t *lc, struct config *c)
+static void read_root(struct config_report *rep, config_t *lc, struct config *c)
 {
         const config_setting_t *root = config_root_setting(lc);
         const config_setting_t *listeners = NULL;
@@ -446,10 +620,10 @@ static void read_root(struct report *rep, config_t *lc, struct config *c)
 
                 if (strcmp(name, "limits") == 0) {
                         if (is_group(rep, s, "limits"))
-                                read_group(rep, s, limits_keys, &c->limits, NULL, NULL, "limits: ", NULL);
+                                read_group(rep, s, limits_keys, &c->limits, "limits: ");
                 } else if (strcmp(name, "log") == 0) {
                         if (is_group(rep, s, "log"))
-                                read_group(rep, s, log_keys, &c->log, NULL, NULL, "log: ", NULL);
+                                read_group(rep, s, log_keys, &c->log, "log: ");
                 } else if (strcmp(name, "listeners") == 0) {
                         int t = config_setting_type(s);
                         if (t != CONFIG_TYPE_LIST && !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
@@ -504,7 +678,7 @@ static void read_root(struct report *rep, config_t *lc, struct config *c)
 
 int config_load(const char *path, config_report_fn report_fn, void *userdata, struct config **ret)
 {
-        struct report rep = { .file = path, .fn = report_fn, .userdata = userdata };
+        struct config_report rep = { .file = path, .fn = report_fn, .userdata = userdata };
         struct config *c = NULL;
         config_t lc;
         FILE *f;
@@ -534,10 +708,15 @@ int config_load(const char *path, config_report_fn report_fn, void *userdata, st
         }
 
         config_init(&lc);
+        /* @include "file" names a file beside the config (conf/guess-people.conf). */
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        if (slash && xsnprintf(dir, sizeof dir, "%.*s", (int) (slash - path), path) >= 0)
+                config_set_include_dir(&lc, slash == path ? "/" : dir);
         if (!config_read(&lc, f)) {
+                /* An error in an @include'd file is reported at that file's line. */
                 const char *efile = config_error_file(&lc);
-                report(&rep, config_error_line(&lc), "%s%s%s", config_error_text(&lc),
-                       efile ? " in " : "", efile ? efile : "");
+                rep_report_file(&rep, efile, config_error_line(&lc), "%s", config_error_text(&lc));
                 config_destroy(&lc);
                 (void) fclose(f);
                 return -EINVAL;
@@ -550,8 +729,8 @@ int config_load(const char *path, config_report_fn report_fn, void *userdata, st
                 return -ENOMEM;
         }
         c->path = strdup(path);
-        config_keys_init(limits_keys, &c->limits);
-        config_keys_init(log_keys, &c->log);
+        (void) config_keys_init(limits_keys, &c->limits); /* no strings: cannot fail */
+        (void) config_keys_init(log_keys, &c->log);       /* checked below */
 
         read_root(&rep, &lc, c);
         config_destroy(&lc);
@@ -604,7 +783,7 @@ void config_format_endpoint(const struct listener_config *l, char *buf, size_t s
 static void list_table(FILE *f, const char *section, const struct config_key *keys)
 {
         for (const struct config_key *k = keys; k && k->name; k++) {
-                char def[96] = "";
+                char def[256] = "";
 
                 switch (k->type) {
                 case CONFIG_KEY_INT:
@@ -621,6 +800,9 @@ static void list_table(FILE *f, const char *section, const struct config_key *ke
                         (void) xsnprintf(def, sizeof def, "one of %s, default \"%s\"", k->choices,
                                          k->default_str ? k->default_str : "");
                         break;
+                case CONFIG_KEY_CUSTOM:
+                        (void) xsnprintf(def, sizeof def, "%s", k->custom_type);
+                        break;
                 }
                 fprintf(f, "%s.%s\t%s%s\t%s\n", section, k->name, k->required ? "required " : "", def, k->doc);
         }
@@ -634,6 +816,7 @@ void config_list_keys(FILE *f)
         list_table(f, "limits", limits_keys);
         list_table(f, "log", log_keys);
         list_table(f, "listener", listener_keys);
+        list_table(f, "listener[transport=udp]", dgram_keys);
         for (size_t i = 0; i < n; i++) {
                 char section[64];
                 (void) xsnprintf(section, sizeof section, "listener[service=%s]", table[i]->name);

@@ -19,7 +19,16 @@ enum config_type {
         CONFIG_KEY_STRING,
         CONFIG_KEY_BOOL,
         CONFIG_KEY_ENUM, /* a string from `choices` ("a|b|c") */
+        CONFIG_KEY_CUSTOM, /* read by the key's own hooks (lists, groups) */
 };
+
+struct config_setting_t;   /* libconfig's */
+struct config_report;      /* where a CUSTOM reader reports problems */
+
+/* Report a problem found in setting s (its file and line are used).  For
+ * CUSTOM readers; `where` is the prefix the reader was given. */
+void config_report_at(struct config_report *rep, const struct config_setting_t *s, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 struct config_key {
         const char *name;
@@ -33,7 +42,23 @@ struct config_key {
         /* STRING only, optional: return NULL if acceptable, else why not. */
         const char *(*check)(const char *value);
         const char *doc;      /* one line for --list-keys and the man page */
+
+        /* CUSTOM only: set the default (return -ENOMEM or 0), read a value
+         * (report every problem with config_report_at), free the field. */
+        int (*custom_init)(void *field);
+        void (*custom_read)(struct config_report *rep, const struct config_setting_t *s, void *field,
+                            const char *where, const char *name);
+        void (*custom_done)(void *field);
+        const char *custom_type; /* --list-keys: "list of ports, default [7, 13]" */
 };
+
+/* A list of UDP/TCP ports (CUSTOM key: an array of integers 1..65535). */
+struct port_list {
+        uint16_t *ports;
+        size_t n;
+};
+
+bool port_list_has(const struct port_list *l, uint16_t port);
 
 enum log_target {
         LOG_TARGET_AUTO,
@@ -54,6 +79,16 @@ struct log_config {
         char *level;
 };
 
+/* The reflector guard of a udp listener (docs/PROTOCOL.md, section 10). */
+struct dgram_config {
+        int64_t rate_per_source;   /* replies per second per source */
+        int64_t burst_per_source;
+        int64_t rate_total;        /* replies per second, all sources */
+        int64_t bytes_total;       /* reply bytes per second, all sources */
+        int64_t sources_max;       /* entries in the per-source table */
+        struct port_list blocked_source_ports;
+};
+
 struct listener_config {
         char *name;
         char *service_name;
@@ -61,6 +96,7 @@ struct listener_config {
         char *address;
         int64_t port;
         int64_t backlog;
+        struct dgram_config dgram;      /* udp listeners only */
 
         /* Derived by the checks: */
         const struct service *service;
@@ -104,5 +140,6 @@ const struct listener_config *config_find_listener(const struct config *c, const
 void config_format_endpoint(const struct listener_config *l, char *buf, size_t size);
 
 /* Helpers for service option tables (svc-*.c): apply defaults, free strings. */
-void config_keys_init(const struct config_key *keys, void *target);
+/* Return: 0, or -ENOMEM (what was set can still be freed with _done). */
+int config_keys_init(const struct config_key *keys, void *target);
 void config_keys_done(const struct config_key *keys, void *target);

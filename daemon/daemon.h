@@ -25,6 +25,8 @@ struct listener {
         bool activated;                     /* came from systemd (LISTEN_FDS) */
         sd_event_source *io;
         sd_event_source *retry;             /* re-enable after EMFILE */
+        struct dgram *dg;                   /* udp listeners: the runtime (dgram.h) */
+        struct dgram *dg_next;              /* ...made for the config being applied */
 };
 
 /* A socket systemd passed that no listener uses right now; kept for a reload
@@ -35,6 +37,7 @@ struct spare_fd {
 };
 
 struct refusal;
+struct dgram;
 
 struct daemon {
         sd_event *event;

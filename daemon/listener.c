@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "daemon.h"
+#include "dgram.h"
 #include "log.h"
 #include "netlab-config.h"
 #include "proto.h"
@@ -27,10 +28,14 @@
 
 extern const struct service svc_message;
 extern const struct service svc_file_tcp;
+extern const struct service svc_echo;
+extern const struct service svc_guess;
 
 static const struct service *const services[] = {
         &svc_message,
         &svc_file_tcp,
+        &svc_echo,
+        &svc_guess,
 };
 
 const struct service *service_find(const char *name)
@@ -368,6 +373,15 @@ static int on_accept(sd_event_source *s, int lfd, uint32_t revents, void *userda
         return 0;
 }
 
+static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct listener *l = userdata;
+
+        if (l->dg && !l->daemon->stopping)
+                dgram_process(l->dg, fd);
+        return 0;
+}
+
 /* ---- binding and adopting sockets ---- */
 
 static int bind_socket(const struct listener_config *lc)
@@ -378,7 +392,9 @@ static int bind_socket(const struct listener_config *lc)
         fd = socket(lc->sockaddr.ss_family, lc->socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        /* Only for TCP (restarting over TIME_WAIT); on UDP it would let a
+         * second program bind our port and share our datagrams. */
+        if (lc->socktype == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
                 return -errno;
         /* "::" serves IPv4 too, whatever net.ipv6.bindv6only says. */
         if (lc->sockaddr.ss_family == AF_INET6 &&
@@ -487,6 +503,8 @@ static void listener_free(struct listener *l)
                 return;
         sd_event_source_disable_unref(l->io);
         sd_event_source_disable_unref(l->retry);
+        dgram_free(l->dg);
+        dgram_free(l->dg_next);
         safe_close(l->fd);
         free(l);
 }
@@ -571,12 +589,20 @@ int listeners_apply(struct daemon *d, struct config *config)
                 }
         }
 
+        /* Datagram listeners get a runtime for the new config; a kept one
+         * hands its service state (guess rounds in play) over. */
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (config->listeners[i].socktype == SOCK_DGRAM)
+                        r = dgram_new(d->event, d->stats, &config->listeners[i], next[i]->dg,
+                                      &next[i]->dg_next);
+
         if (r >= 0) {
                 /* Watch the new sockets before touching anything that runs. */
                 for (size_t i = 0; i < n && r >= 0; i++)
                         if (!next[i]->io) {
+                                bool dgram = config->listeners[i].socktype == SOCK_DGRAM;
                                 r = sd_event_add_io(d->event, &next[i]->io, next[i]->fd, EPOLLIN,
-                                                    on_accept, next[i]);
+                                                    dgram ? on_datagram : on_accept, next[i]);
                                 if (r < 0)
                                         log_error_errno(r, "listener '%s': cannot watch its socket",
                                                         config->listeners[i].name);
@@ -589,6 +615,8 @@ int listeners_apply(struct daemon *d, struct config *config)
                 for (size_t i = 0; i < n; i++) {
                         struct listener *l = next[i];
                         bool old = false;
+                        if (l)
+                                l->dg_next = dgram_free(l->dg_next);
                         for (size_t j = 0; l && j < d->n_listeners; j++)
                                 old = old || d->listeners[j] == l;
                         if (!l || old)
@@ -615,6 +643,8 @@ int listeners_apply(struct daemon *d, struct config *config)
                 bool fresh = next[i]->cfg == NULL;
 
                 next[i]->cfg = &config->listeners[i];
+                dgram_free(next[i]->dg);
+                next[i]->dg = TAKE_PTR(next[i]->dg_next);
                 if (fresh) {
                         config_format_endpoint(next[i]->cfg, endpoint, sizeof endpoint);
                         log_msg(LOG_INFO, "listener '%s': %s on %s/%s%s", next[i]->cfg->name,

@@ -118,6 +118,26 @@ static void field_set(struct iovec *iov, struct field *f, const char *fmt, ...)
         iov->iov_len = r < 0 ? 0 : ((size_t) r < sizeof f->buf ? (size_t) r : sizeof f->buf - 1);
 }
 
+/* The fields every structured entry starts with; MESSAGE= carries the whole
+ * summary in its own buffer (message, size bytes), not a struct field.
+ * Return: how many of iov/f were used. */
+static size_t journal_head(struct iovec *iov, struct field *f, char *message, size_t size,
+                           const char *msg, int prio, const char *event, const char *listener,
+                           const char *service)
+{
+        size_t n = 0;
+        int k = xsnprintf(message, size, "MESSAGE=%s", msg);
+
+        iov[n].iov_base = message;
+        iov[n++].iov_len = k < 0 ? strlen(message) : (size_t) k;
+        field_set(&iov[n], &f[n], "PRIORITY=%d", prio), n++;
+        field_set(&iov[n], &f[n], "SYSLOG_IDENTIFIER=netlabd"), n++;
+        field_set(&iov[n], &f[n], "NETLAB_EVENT=%s", event), n++;
+        field_set(&iov[n], &f[n], "LISTENER=%s", listener), n++;
+        field_set(&iov[n], &f[n], "SERVICE=%s", service), n++;
+        return n;
+}
+
 void log_request(const struct request_log *r)
 {
         char text[256] = "", file[256] = "", msg[1024], remote[96], offset[40] = "", offset_num[24] = "";
@@ -162,18 +182,10 @@ void log_request(const struct request_log *r)
         if (log_target == LOG_TARGET_JOURNAL) {
                 struct field f[16];
                 struct iovec iov[16];
-                size_t n = 0;
-                /* MESSAGE= carries the whole summary: its own buffer, not a struct field. */
                 char message[sizeof msg + 16];
+                size_t n = journal_head(iov, f, message, sizeof message, msg, prio, "request",
+                                        r->listener, r->service);
 
-                int k = xsnprintf(message, sizeof message, "MESSAGE=%s", msg);
-                iov[n].iov_base = message;
-                iov[n++].iov_len = k < 0 ? strlen(message) : (size_t) k;
-                field_set(&iov[n], &f[n], "PRIORITY=%d", prio), n++;
-                field_set(&iov[n], &f[n], "SYSLOG_IDENTIFIER=netlabd"), n++;
-                field_set(&iov[n], &f[n], "NETLAB_EVENT=request"), n++;
-                field_set(&iov[n], &f[n], "LISTENER=%s", r->listener), n++;
-                field_set(&iov[n], &f[n], "SERVICE=%s", r->service), n++;
                 field_set(&iov[n], &f[n], "REMOTE_ADDR=%s", r->remote_addr), n++;
                 field_set(&iov[n], &f[n], "REMOTE_PORT=%u", r->remote_port), n++;
                 field_set(&iov[n], &f[n], "BYTES_IN=%llu", (unsigned long long) r->bytes_in), n++;
@@ -206,5 +218,63 @@ void log_request(const struct request_log *r)
                          r->file ? " FILE=" : "", r->file ? file_field : "",
                          r->has_offset ? " OFFSET=" : "",
                          offset_num);
+        stderr_line(prio, line);
+}
+
+void log_dgram_summary(const struct dgram_summary *s)
+{
+        uint64_t dropped = s->port_zero + s->blocked_port + s->source_rate + s->total_rate + s->other;
+        int prio = dropped > 0 || s->suppressed > 0 ? LOG_NOTICE : LOG_DEBUG;
+        char msg[512], extra[64] = "";
+
+        if (prio > log_max_level)
+                return;
+        if (s->suppressed > 0)
+                (void) xsnprintf(extra, sizeof extra, "; %llu request entries not logged",
+                                 (unsigned long long) s->suppressed);
+        (void) xsnprintf(msg, sizeof msg,
+                         "listener '%s': in the last %llu s: %llu datagrams answered, %llu dropped "
+                         "(%llu over the per-source rate, %llu over the total budget, %llu from "
+                         "blocked source ports, %llu from port 0, %llu other)%s",
+                         s->listener, (unsigned long long) s->interval_sec,
+                         (unsigned long long) s->replies, (unsigned long long) dropped,
+                         (unsigned long long) s->source_rate, (unsigned long long) s->total_rate,
+                         (unsigned long long) s->blocked_port, (unsigned long long) s->port_zero,
+                         (unsigned long long) s->other, extra);
+
+        if (log_target == LOG_TARGET_JOURNAL) {
+                struct field f[18];
+                struct iovec iov[18];
+                char message[sizeof msg + 16];
+                size_t n = journal_head(iov, f, message, sizeof message, msg, prio, "datagrams",
+                                        s->listener, s->service);
+
+                field_set(&iov[n], &f[n], "INTERVAL_SEC=%llu", (unsigned long long) s->interval_sec), n++;
+                field_set(&iov[n], &f[n], "REPLIES=%llu", (unsigned long long) s->replies), n++;
+                field_set(&iov[n], &f[n], "REPLY_BYTES=%llu", (unsigned long long) s->reply_bytes), n++;
+                field_set(&iov[n], &f[n], "DROPPED=%llu", (unsigned long long) dropped), n++;
+                field_set(&iov[n], &f[n], "DROPPED_SOURCE_RATE=%llu", (unsigned long long) s->source_rate), n++;
+                field_set(&iov[n], &f[n], "DROPPED_TOTAL_RATE=%llu", (unsigned long long) s->total_rate), n++;
+                field_set(&iov[n], &f[n], "DROPPED_BLOCKED_PORT=%llu", (unsigned long long) s->blocked_port), n++;
+                field_set(&iov[n], &f[n], "DROPPED_PORT_ZERO=%llu", (unsigned long long) s->port_zero), n++;
+                field_set(&iov[n], &f[n], "DROPPED_OTHER=%llu", (unsigned long long) s->other), n++;
+                field_set(&iov[n], &f[n], "SUPPRESSED=%llu", (unsigned long long) s->suppressed), n++;
+                if (sd_journal_sendv(iov, (int) n) >= 0)
+                        return;
+        }
+
+        /* stderr: the fields after the summary; EVENT= first, so the list
+         * cannot be mistaken for a request entry's [LISTENER=...]. */
+        char line[1024];
+        (void) xsnprintf(line, sizeof line,
+                         "%s [EVENT=datagrams LISTENER=%s SERVICE=%s INTERVAL_SEC=%llu REPLIES=%llu "
+                         "REPLY_BYTES=%llu DROPPED=%llu DROPPED_SOURCE_RATE=%llu DROPPED_TOTAL_RATE=%llu "
+                         "DROPPED_BLOCKED_PORT=%llu DROPPED_PORT_ZERO=%llu DROPPED_OTHER=%llu SUPPRESSED=%llu]",
+                         msg, s->listener, s->service, (unsigned long long) s->interval_sec,
+                         (unsigned long long) s->replies, (unsigned long long) s->reply_bytes,
+                         (unsigned long long) dropped, (unsigned long long) s->source_rate,
+                         (unsigned long long) s->total_rate, (unsigned long long) s->blocked_port,
+                         (unsigned long long) s->port_zero, (unsigned long long) s->other,
+                         (unsigned long long) s->suppressed);
         stderr_line(prio, line);
 }

@@ -45,3 +45,15 @@ struct request_log {
 };
 
 void log_request(const struct request_log *r);
+
+/* One udp listener's aggregate entry (docs/PROTOCOL.md, 10.3). */
+struct dgram_summary {
+        const char *listener;
+        const char *service;
+        uint64_t interval_sec;
+        uint64_t replies, reply_bytes;
+        uint64_t port_zero, blocked_port, source_rate, total_rate, other;
+        uint64_t suppressed;               /* request entries not written */
+};
+
+void log_dgram_summary(const struct dgram_summary *s);

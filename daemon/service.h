@@ -3,16 +3,20 @@
  * Each svc-*.c exports exactly one const struct service.  listener.c holds the
  * only table of them.  A stream service's serve_stream() runs in the forked
  * child, one per connection; refuse_stream() runs in the supervisor and must
- * not block. */
+ * not block.  A datagram service's on_datagram() runs in the supervisor for
+ * each datagram the guard (guard.h) let through, must not block, allocates
+ * nothing and keeps bounded state (dgram.h). */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 
 struct conn;
+struct dgram_ctx;
 
 struct service {
         const char *name;               /* the config's `service` value */
@@ -39,6 +43,23 @@ struct service {
                              const char *text);
         /* refuse_stream() wants to see the client's first byte to pick a format. */
         bool refuse_wants_first_byte;
+
+        /* Datagram services.  A reply is at most dgram_amplify times the size
+         * of its request (never more than NL_GUESS_AMPLIFY) and at most
+         * dgram_reply_max bytes; dgram.c enforces both. */
+        unsigned dgram_amplify;
+        size_t dgram_reply_max;
+
+        /* Make the per-listener state from lc->options (which outlives it).
+         * old_state: the same service's state on this listener before a
+         * reload, or NULL; only read.  NULL hooks: the service is stateless.
+         * Return: 0 and *ret_state; -ENOMEM; -EAGAIN (no entropy yet). */
+        int (*dgram_state_new)(const struct listener_config *lc, const void *old_state, void **ret_state);
+        void (*dgram_state_free)(void *state);
+
+        /* Answer one datagram in place: buf holds its len bytes and has room
+         * for cap.  Return: the reply's size (in buf), or -1 for no reply. */
+        ssize_t (*on_datagram)(void *state, struct dgram_ctx *ctx, uint8_t *buf, size_t len, size_t cap);
 };
 
 /* listener.c: the table of services. */

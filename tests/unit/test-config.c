@@ -193,7 +193,7 @@ static const struct bad_case bad_cases[] = {
           "                port = 70;\n"
           "        }\n"
           ");\n",
-          { { 4, "listener: service: unknown service \"gopher\" (known: message, file)" } } },
+          { { 4, "listener: service: unknown service \"gopher\" (known: message, file, echo, guess)" } } },
         { "message over udp",
           "listeners = (\n"
           "        {\n"
@@ -424,6 +424,52 @@ static const struct bad_case bad_cases[] = {
             { 5, "log: level: \"loud\" is not one of debug|info|notice|warning|error" },
             { 11, "listener 'm': port: 70000 is out of range 1..65535" },
             { 12, "listener 'm': reply: \"%x\" has an unknown escape" } } },
+        { "udp keys on a tcp listener",
+          "listeners = (\n"
+          LISTENER_M("                rate_per_source = 5;\n"
+                     "                blocked_source_ports = [ 7 ];\n")
+          ");\n",
+          { { 8, "listener 'm': rate_per_source: only udp listeners take this key" },
+            { 9, "listener 'm': blocked_source_ports: only udp listeners take this key" } } },
+        { "bad blocked ports",
+          "listeners = (\n"
+          "        { name = \"e\"; service = \"echo\"; transport = \"udp\"; port = 7;\n"
+          "          blocked_source_ports = [ 19,\n"
+          "                                   0, 65536 ]; },\n"
+          "        { name = \"f\"; service = \"echo\"; transport = \"udp\"; port = 8;\n"
+          "          blocked_source_ports = 19; }\n"
+          ");\n",
+          { { 4, "listener 'e': blocked_source_ports: element 2 must be a port from 1 to 65535" },
+            { 4, "listener 'e': blocked_source_ports: element 3 must be a port from 1 to 65535" },
+            { 6, "listener 'f': blocked_source_ports: must be an array of ports" } } },
+        { "guess: person mode without people, min > max",
+          "listeners = (\n"
+          "        { name = \"g\"; service = \"guess\"; transport = \"udp\"; port = 7;\n"
+          "          mode = \"person\"; },\n"
+          "        { name = \"h\"; service = \"guess\"; transport = \"udp\"; port = 8;\n"
+          "          min = 7; max = 6; }\n"
+          ");\n",
+          { { 2, "listener 'g': mode \"person\" needs a people list" },
+            { 4, "listener 'h': min (7) is larger than max (6)" } } },
+        { "guess: bad people",
+          "listeners = (\n"
+          "        { name = \"g\"; service = \"guess\"; transport = \"udp\"; port = 7; mode = \"person\";\n"
+          "          people = ( { name = \"Ada Lovelace\"; hint = \"Engine\"; },\n"
+          "                     { name = \"ada lovelace\"; hint = \"Again\"; },\n"
+          "                     { name = \"A#B\"; hint = \"x\"; colour = 1; },\n"
+          "                     { hint = \"no name\"; aliases = [ \" Padded\" ]; } ); }\n"
+          ");\n",
+          { { 4, "listener 'g': people: person 2: \"ada lovelace\" matches person 1, \"Ada Lovelace\", too" },
+            { 5, "listener 'g': people: person 3: name \"A#B\" contains '#'" },
+            { 5, "listener 'g': people: person 3: unknown key 'colour'" },
+            { 6, "listener 'g': people: person 4: alias \" Padded\" starts or ends with a space" },
+            { 6, "listener 'g': people: person 4: missing required key 'name'" } } },
+        { "guess: people in number mode",
+          "listeners = (\n"
+          "        { name = \"g\"; service = \"guess\"; transport = \"udp\"; port = 7;\n"
+          "          people = ( { name = \"Ada\"; hint = \"Engine\"; } ); }\n"
+          ");\n",
+          { { 2, "listener 'g': people is only for mode = \"person\"" } } },
 };
 
 static void test_bad_configs(void)
@@ -551,7 +597,24 @@ static void test_example_config(void)
         CHECK_STR(c->log.level, "info");
         CHECK_INT(c->log_target, LOG_TARGET_AUTO);
         CHECK_INT(c->log_level, LOG_INFO);
-        if (CHECK_U64(c->n_listeners, 3)) {
+        if (CHECK_U64(c->n_listeners, 6)) {
+                const struct listener_config *e = &c->listeners[3], *g = &c->listeners[4];
+
+                CHECK_STR(e->name, "echo");
+                CHECK(e->service == service_find("echo"));
+                CHECK_INT(e->socktype, SOCK_DGRAM);
+                CHECK_INT(e->port, 8888);
+                CHECK_INT(e->dgram.rate_per_source, 100);
+                CHECK_INT(e->dgram.burst_per_source, 200);
+                CHECK_INT(e->dgram.sources_max, 16384);
+                CHECK(port_list_has(&e->dgram.blocked_source_ports, 7));
+                CHECK(port_list_has(&e->dgram.blocked_source_ports, 19));
+                CHECK(!port_list_has(&e->dgram.blocked_source_ports, 8890));
+                CHECK_STR(g->name, "guess");
+                CHECK(g->service == service_find("guess"));
+                CHECK_STR(c->listeners[5].name, "guess-people");
+        }
+        if (c->n_listeners >= 3) {
                 const struct listener_config *f = &c->listeners[1], *lab = &c->listeners[2];
 
                 CHECK_STR(f->name, "files");
