@@ -5,10 +5,12 @@
  * and escaped before it reaches a terminal. */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Exit codes, documented in netlabctl(1). */
 enum {
@@ -23,6 +25,8 @@ enum {
         EXIT_LOCAL_IO = 8,      /* a local file could not be read or written */
         EXIT_CHANGED = 9,       /* fetch --no-restart: the server's file changed; partial kept */
         EXIT_VERIFY = 10,       /* fetch --verify: the digest of the local file differs */
+        EXIT_LOSS = 11,         /* echo: a probe got no reply or an altered one */
+        EXIT_LOST = 12,         /* guess: the round was lost, or the guesses ran out */
 };
 
 #define CLI_HOST_MAX 255
@@ -38,6 +42,10 @@ struct settings {
         uint16_t fetch_port;
         bool fetch_lab;
         bool fetch_verify;
+        /* [echo] */
+        uint16_t echo_port;
+        /* [guess] */
+        uint16_t guess_port;
 };
 
 extern struct settings settings;
@@ -114,6 +122,95 @@ int net_write_all(int fd, const void *buf, size_t n, uint64_t timeout_ms);
 
 /* Current time in microseconds (CLOCK_MONOTONIC). */
 uint64_t mono_usec(void);
+
+/* udp.c: UDP exchanges for echo and guess. */
+
+#define UDP_PAYLOAD_MAX_IPV4 65507u /* 65535 - 20 (IPv4 header) - 8 (UDP header) */
+#define UDP_WAIT_DEFAULT_USEC 1000000u /* --wait: for each reply */
+#define UDP_WAIT_MAX_USEC (3600u * 1000000ull)
+#define UDP_RETRIES_DEFAULT 2u         /* --retries: resends of one request */
+#define UDP_RETRIES_MAX 100u
+#define UDP_DRAIN_MAX 1024             /* most queued datagrams udp_drain() drops in one call */
+
+struct addrinfo;
+
+struct udp_peer {
+        int fd;                      /* connected, non-blocking, close-on-exec; -1 if none */
+        struct addrinfo *addrs;      /* every address of host (owned) */
+        const struct addrinfo *cur;  /* the one fd is connected to */
+        bool confirmed;              /* a datagram came from cur: stay with it */
+        const char *host;            /* borrowed: as given, for messages */
+        uint16_t port;
+        char addr[64];               /* cur, numeric */
+        size_t payload_max;          /* 65507 over IPv4, 65527 over IPv6 */
+        const sigset_t *wait_mask;   /* if set: ppoll() mask; a signal ends waits with -EINTR */
+};
+
+/* Resolve host and connect a UDP socket to the first address that takes it.
+ * Return: 0 with p filled (release with udp_peer_done()); negative errno with
+ * the reason written to err. */
+int udp_peer_open(struct udp_peer *p, const char *host, uint16_t port, char *err, size_t err_size);
+
+/* Close the socket and free the addresses.  Safe to call twice. */
+void udp_peer_done(struct udp_peer *p);
+
+/* Wait until p's socket is ready for events (POLLIN/POLLOUT), or until
+ * until_usec (mono_usec() time); with events 0, just sleep until then.
+ * Return: the revents, 0 at the deadline, -EINTR if a signal came and
+ * p->wait_mask is set, negative errno. */
+int udp_wait(const struct udp_peer *p, short events, uint64_t until_usec);
+
+/* Send one datagram.  Return: 0; -ECONNREFUSED (an ICMP error left by an
+ * earlier datagram); -EMSGSIZE; -ETIMEDOUT (send buffer full until the
+ * deadline); -EINTR; negative errno. */
+int udp_send(struct udp_peer *p, const void *buf, size_t n, uint64_t until_usec);
+
+/* Receive one datagram into buf.  Return: its real size, which is larger
+ * than size if it was cut; -ETIMEDOUT; -ECONNREFUSED (ICMP port
+ * unreachable); -EINTR; negative errno. */
+ssize_t udp_recv(struct udp_peer *p, uint8_t *buf, size_t size, uint64_t until_usec);
+
+/* Drop the datagrams already queued (late replies to earlier requests), at
+ * most UDP_DRAIN_MAX.  Return: how many were dropped; negative errno
+ * (-ECONNREFUSED). */
+int udp_drain(struct udp_peer *p, uint8_t *buf, size_t size);
+
+/* One request and its reply, resent after each wait that expires. */
+struct udp_exchange {
+        const void *req;
+        size_t req_len;
+        uint64_t wait_usec;   /* for a reply to each attempt */
+        unsigned retries;     /* resends after the first attempt */
+        uint64_t cap_usec;    /* for all attempts together (--timeout) */
+        /* Is this datagram (n bytes in buf, real_len its size before any
+         * cut) the reply?  1 yes; 0 no (stale, keep waiting); negative errno
+         * to end the exchange with.  NULL takes any datagram. */
+        int (*accept)(const uint8_t *buf, size_t n, size_t real_len, void *userdata);
+        void *userdata;
+        /* Results, written by udp_exchange() whatever it returns: */
+        unsigned n_attempts;        /* datagrams sent */
+        uint64_t first_send_usec;
+        uint64_t last_send_usec;
+        uint64_t reply_usec;
+};
+
+/* Run exchange x: send, wait up to wait_usec, resend, at most 1 + retries
+ * times and within cap_usec.  If the server refuses (ICMP) before it ever
+ * answered and its name has more addresses, the next address is tried from
+ * the first attempt.
+ * Return: 0 with the reply in reply (cut to reply_size) and its real size in
+ * *ret_n; -ETIMEDOUT; -ECONNREFUSED; -EINTR; the accept hook's error;
+ * negative errno. */
+int udp_exchange(struct udp_peer *p, struct udp_exchange *x, uint8_t *reply, size_t reply_size,
+                 size_t *ret_n);
+
+/* Parse decimal seconds ("1", "0.25", at most 6 decimals) within
+ * [min_usec, max_usec].  Return: 0; -EINVAL (message naming opt printed). */
+int parse_seconds(const char *opt, const char *arg, uint64_t min_usec, uint64_t max_usec,
+                  uint64_t *ret_usec);
+
+/* Write usec as seconds with no trailing zeros ("1", "0.5", "0.001"). */
+void format_seconds(char *buf, size_t size, uint64_t usec);
 
 /* file-client.c: the file service's request and answer frames, shared by
  * fetch and ls (docs/PROTOCOL.md, section 8). */
@@ -203,3 +300,5 @@ int fail(const char *command, int exit_code, const char *status, const char *fmt
 int cmd_send(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
+int cmd_echo(int argc, char **argv);
+int cmd_guess(int argc, char **argv);

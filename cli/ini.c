@@ -140,11 +140,21 @@ static int on_value(void *user, const char *section, const char *name, const cha
                         r = bool_value(value, &settings.fetch_verify);
                         expect = "true or false";
                 }
+        } else if (strcmp(section, "echo") == 0) {
+                if (strcmp(name, "port") == 0) {
+                        r = port_value(value, &settings.echo_port);
+                        expect = "a port from 1 to 65535";
+                }
+        } else if (strcmp(section, "guess") == 0) {
+                if (strcmp(name, "port") == 0) {
+                        r = port_value(value, &settings.guess_port);
+                        expect = "a port from 1 to 65535";
+                }
         } else {
                 if (st->problem_line == 0) {
                         (void) xsnprintf(st->problem, sizeof st->problem,
                                          "unknown section [%.64s] (known: [defaults], [send], "
-                                         "[fetch])", section);
+                                         "[fetch], [echo], [guess])", section);
                         st->problem_line = st->line;
                 }
                 return 0;
@@ -202,6 +212,8 @@ int settings_load(const char *explicit_path)
                 .timeout_ms = 5000,
                 .send_port = 12345,
                 .fetch_port = 5001, /* the lab sheet's broken-download port */
+                .echo_port = 8888,  /* the lab sheet's UDP echo port */
+                .guess_port = 8889, /* the echo port + 1 (PROTOCOL.md 10.2) */
         };
 
         if (explicit_path)

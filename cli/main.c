@@ -17,6 +17,8 @@ static const struct command {
         { "send", cmd_send, "send one message to a message service and print the reply" },
         { "fetch", cmd_fetch, "download a file from a file service, resumably" },
         { "ls", cmd_ls, "list a directory of a file service" },
+        { "echo", cmd_echo, "send datagrams to an echo service; round trips like ping" },
+        { "guess", cmd_guess, "play a round of the guessing game" },
 };
 
 static void help(void)

@@ -60,8 +60,9 @@ def test_every_netlabd_option_is_in_netlabd_8():
 
 def test_every_netlabctl_option_is_in_netlabctl_1():
     opts = set(long_options(run(NETLABCTL, "--help")))
-    opts |= set(long_options(run(NETLABCTL, "send", "--help")))
-    assert {"--config", "--host", "--lab"} <= opts, opts
+    for command in ("send", "fetch", "ls", "echo", "guess"):
+        opts |= set(long_options(run(NETLABCTL, command, "--help")))
+    assert {"--config", "--host", "--lab", "--count", "--guess", "--retries"} <= opts, opts
     page = roff_text(DOCS / "netlabctl.1")
     missing = sorted(o for o in opts if not has_option(page, o))
     assert not missing, f"options missing from netlabctl.1: {missing}"
