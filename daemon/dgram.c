@@ -84,10 +84,8 @@ static void want_report(struct dgram *dg, enum dgram_counter c, uint64_t now)
         int enabled = SD_EVENT_OFF;
 
         if (sd_event_source_get_enabled(dg->report_timer, &enabled) >= 0 && enabled == SD_EVENT_OFF) {
-                /* A new interval starts with its first event; replies before
-                 * it were a quiet time nobody needs to hear about. */
-                memset(dg->counters, 0, sizeof dg->counters);
-                dg->interval_start_usec = now;
+                /* The entry covers everything since the last one (or since
+                 * the listener started), quiet time included. */
                 if (sd_event_source_set_time(dg->report_timer, now + DGRAM_REPORT_USEC) < 0 ||
                     sd_event_source_set_enabled(dg->report_timer, SD_EVENT_ONESHOT) < 0) {
                         dg->counters[c]++;

@@ -240,8 +240,8 @@ static const struct config_key guess_keys[] = {
           .doc = "seconds a round lasts from its play" },
         { .name = "max_rounds", .type = CONFIG_KEY_INT, .min = 1, .max = 1048576,
           .offset = offsetof(struct guess_options, max_rounds), .default_int = 4096,
-          .doc = "rounds held at once (rounded up to a multiple of 8); a full table refuses new rounds "
-                 "and never evicts live ones" },
+          .doc = "rounds held at once (rounded up to a multiple of 8); when full, new rounds are "
+                 "refused and live ones never evicted" },
         { .name = "people", .type = CONFIG_KEY_CUSTOM, .offset = offsetof(struct guess_options, people),
           .custom_init = people_init, .custom_read = people_read, .custom_done = people_done,
           .custom_type = "list of { name; hint; aliases }, no default (see conf/guess-people.conf)",
@@ -320,14 +320,20 @@ static void round_key(const struct sockaddr *sa, struct in6_addr *ret_addr)
                 *ret_addr = ((const struct sockaddr_in6 *) sa)->sin6_addr;
 }
 
-static struct round *round_set(const struct guess_state *st, const struct in6_addr *addr, uint16_t port)
+/* The two sets a source's round may sit in ("two choices": the table fills
+ * almost completely before a set-full refusal, instead of at the first
+ * unlucky set).  Both may be the same set. */
+static void round_sets(const struct guess_state *st, const struct in6_addr *addr, uint16_t port,
+                       struct round *ret[2])
 {
         uint8_t k[sizeof *addr + 2];
 
         memcpy(k, addr, sizeof *addr);
         k[sizeof *addr] = (uint8_t) (port >> 8);
         k[sizeof *addr + 1] = (uint8_t) port;
-        return st->rounds + (siphash24(&st->key, k, sizeof k) % st->n_sets) * st->ways;
+        uint64_t h = siphash24(&st->key, k, sizeof k);
+        ret[0] = st->rounds + ((h & 0xffffffffu) % st->n_sets) * st->ways;
+        ret[1] = st->rounds + ((h >> 32) % st->n_sets) * st->ways;
 }
 
 static bool round_live(const struct round *r, uint64_t now)
@@ -340,15 +346,27 @@ static bool round_live(const struct round *r, uint64_t now)
 static struct round *round_find(struct guess_state *st, const struct in6_addr *addr, uint16_t port,
                                 uint64_t now, struct round **ret_free)
 {
-        struct round *set = round_set(st, addr, port), *mine = NULL, *free_slot = NULL;
+        struct round *sets[2], *mine = NULL, *free_slot = NULL;
+        size_t n_free[2] = { 0, 0 };
+        struct round *first_free[2] = { NULL, NULL };
 
-        for (size_t i = 0; i < st->ways; i++) {
-                struct round *r = &set[i];
-                if (r->state != ROUND_EMPTY && r->port == port && memcmp(&r->addr, addr, sizeof *addr) == 0)
-                        mine = r;
-                else if (!free_slot && !round_live(r, now))
-                        free_slot = r;
+        round_sets(st, addr, port, sets);
+        for (size_t k = 0; k < 2 && !mine; k++) {
+                for (size_t i = 0; i < st->ways; i++) {
+                        struct round *r = &sets[k][i];
+                        if (r->state != ROUND_EMPTY && r->port == port &&
+                            memcmp(&r->addr, addr, sizeof *addr) == 0) {
+                                mine = r;
+                                break;
+                        }
+                        if (!round_live(r, now) && n_free[k]++ == 0)
+                                first_free[k] = r;
+                }
+                if (sets[1] == sets[0])
+                        break;
         }
+        /* A new round goes to the emptier of its two sets. */
+        free_slot = n_free[1] > n_free[0] ? first_free[1] : first_free[0];
         if (ret_free)
                 *ret_free = mine ? mine : free_slot;
         return mine;

@@ -46,10 +46,18 @@ def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
 
 
 def _value(v):
+    """libconfig text for one value.  A list of scalars is an array ([1, 2],
+    ["a", "b"]); a list of dicts is a list of groups (( { k = v; }, ... ))."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, dict):
+        return "{ " + " ".join(f"{k} = {_value(x)};" for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        if v and all(isinstance(x, dict) for x in v):
+            return "( " + ", ".join(_value(x) for x in v) + " )"
+        return "[" + ", ".join(_value(x) for x in v) + "]"
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{s}"'
 
@@ -76,6 +84,32 @@ def message_listener(port, name="message", **extra):
     l = {"name": name, "service": "message", "transport": "tcp", "address": "127.0.0.1", "port": port}
     l.update(extra)
     return l
+
+
+def echo_listener(port, name="echo", **extra):
+    l = {"name": name, "service": "echo", "transport": "udp", "address": "127.0.0.1", "port": port}
+    l.update(extra)
+    return l
+
+
+def guess_listener(port, name="guess", **extra):
+    l = {"name": name, "service": "guess", "transport": "udp", "address": "127.0.0.1", "port": port}
+    l.update(extra)
+    return l
+
+
+def udp_exchange(port, data, timeout=2.0, host="127.0.0.1", bind=None):
+    """Send one datagram from a fresh socket (bound to bind, an (addr, port),
+    if given) and return the first reply, or None if none came in timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        if bind is not None:
+            s.bind(bind)
+        s.settimeout(timeout)
+        s.sendto(data, (host, port))
+        try:
+            return s.recvfrom(65536)[0]
+        except socket.timeout:
+            return None
 
 
 REQUEST_FIELDS = re.compile(r"\[(LISTENER=.*)\]$")
@@ -601,3 +635,26 @@ def sparse_sha256(size, marks, start=0):
         h.update(zeros[:n])
         pos += n
     return h.hexdigest()
+
+
+def flood_from_sources(port, prefix, payload, n=3000, batch=200, limit=60.0):
+    """One datagram from each of n loopback source addresses prefix.X.Y (e.g.
+    "127.1"), a socket each, opened and closed in batches; payload(k) gives the
+    k-th datagram. Bounded in count and time."""
+    t0 = time.monotonic()
+    k = 0
+    while k < n:
+        socks = []
+        try:
+            for _ in range(min(batch, n - k)):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((f"{prefix}.{k // 250}.{k % 250 + 1}", 0))
+                s.sendto(payload(k), ("127.0.0.1", port))
+                k += 1
+            time.sleep(0.02)
+        finally:
+            for s in socks:
+                s.close()
+        assert time.monotonic() - t0 < limit, "flood took too long"
+    return k

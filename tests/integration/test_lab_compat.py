@@ -635,3 +635,70 @@ def test_netlabctl_lab_fetch_from_netlabd(lab_daemon, lab_source, ctl_ini, tmp_p
     reqs = lab_entries(lab_daemon, 3)
     assert [(e["RESULT"], e["OFFSET"], e["BYTES_IN"]) for e in reqs] == [("ok", "0", "2"), ("ok", "300000", "12"),
                                                                         ("ok", "1234", "12")]
+
+
+# ---------------------------------------------------------------------------
+# The lab's echo client (BRIEF.md "Lab wire formats": datagrams of up to 512
+# bytes, echoed verbatim; PROTOCOL.md 10.1).  labprogs/lab_echo_client.c is a
+# fresh program written like the lab's: one AF_INET UDP socket, a 512-byte
+# buffer, each stdin line sent with strlen() (no newline, no terminator), one
+# recvfrom() of at most 512 bytes, and the reply put()s on stdout.
+
+@pytest.fixture(scope="module")
+def echoprog(tmp_path_factory):
+    cc = shutil.which("cc")
+    assert cc, "a C compiler (cc) is needed to build the lab programs"
+    exe = tmp_path_factory.mktemp("echoprog") / "lab_echo_client"
+    r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
+                        str(LABPROGS / "lab_echo_client.c")], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    return exe
+
+
+@pytest.fixture
+def brief_echo_daemon(daemon_factory):
+    """netlabd with an echo listener configured like the brief's example (only
+    name, service, transport, address and port: every guard default applies)."""
+    port = free_port(socket.SOCK_DGRAM)
+    d = daemon_factory(make_config([{"name": "echo", "service": "echo", "transport": "udp",
+                                     "address": "127.0.0.1", "port": port}]))
+    d.port = port
+    return d
+
+
+def run_echo_client(prog, port, stdin, host="127.0.0.1"):
+    return subprocess.run([str(prog), host, str(port)], input=stdin, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("lines", [
+    [b"hello"],
+    [b"hello", b"world with  spaces", b"", b"tab\there", "grüße ✓".encode()],
+    [b"x" * 510],  # the longest line the 512-byte fgets() buffer takes whole
+    [b"%s %n %d", b"\x01\x02 bytes below space", b"\xff\xfe not utf-8"],
+])
+def test_lab_echo_client(echoprog, brief_echo_daemon, lines):
+    r = run_echo_client(echoprog, brief_echo_daemon.port, b"".join(l + b"\n" for l in lines))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == b""
+    # Each line went out without its newline and came back verbatim; puts() adds one.
+    assert r.stdout == b"".join(l + b"\n" for l in lines)
+
+
+def test_lab_echo_client_many_lines(echoprog, brief_echo_daemon):
+    """150 lines as fast as the client goes: within the default burst of 200,
+    every one is answered (the lab client would wait forever for a lost one)."""
+    lines = [b"line %03d %s" % (i, b"." * (i % 97)) for i in range(150)]
+    r = run_echo_client(echoprog, brief_echo_daemon.port, b"".join(l + b"\n" for l in lines))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(b"\n")[:-1] == lines
+
+
+def test_lab_echo_raw_socket(brief_echo_daemon):
+    """What the lab client does, from Python: the text with no terminator,
+    one recvfrom of 512 bytes."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(b"no terminator", ("127.0.0.1", brief_echo_daemon.port))
+        data, addr = s.recvfrom(512)
+    assert (data, addr) == (b"no terminator", ("127.0.0.1", brief_echo_daemon.port))
+    assert conftest.udp_exchange(brief_echo_daemon.port, b"y" * 512) == b"y" * 512
