@@ -228,6 +228,9 @@ static const struct config_key dgram_keys[] = {
                   "udp: reply bytes per second of this listener, all sources together"),
         DGRAM_INT(sources_max, 16, 4194304, 16384,
                   "udp: sources whose rate is tracked (a fixed table; memory stays bounded)"),
+        DGRAM_INT(busy_poll_usec, 0, 1000, 0,
+                  "udp: after a batch, keep polling this many microseconds for the next datagram "
+                  "before sleeping (CPU for latency; 0: never)"),
         { .name = "blocked_source_ports", .type = CONFIG_KEY_CUSTOM,
           .offset = offsetof(struct dgram_config, blocked_source_ports),
           .custom_init = ports_init, .custom_read = ports_read, .custom_done = ports_done,

@@ -86,6 +86,7 @@ struct dgram_config {
         int64_t rate_total;        /* replies per second, all sources */
         int64_t bytes_total;       /* reply bytes per second, all sources */
         int64_t sources_max;       /* entries in the per-source table */
+        int64_t busy_poll_usec;    /* keep polling this long for more before sleeping */
         struct port_list blocked_source_ports;
 };
 

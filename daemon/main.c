@@ -291,7 +291,7 @@ static int run(struct daemon *d)
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "cannot block signals");
 
-        r = sd_event_default(&d->event);
+        r = sd_event_new(&d->event);
         if (r < 0)
                 return log_error_errno(r, "cannot create the event loop");
 

@@ -298,10 +298,15 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="a short smoke run (1 run of 0.5 s): checks the bench works, not for figures")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    ap.add_argument("--busy-poll", type=int, default=0, metavar="USEC",
+                    help="set netlabd's busy_poll_usec (0..1000; default 0, netlabd's default)")
     ap.add_argument("--strict", action="store_true",
                     help="exit 1 if a ratio misses its target, netlabd lost or garbled a reply, "
                          "or netlabd did not exit 0 on SIGTERM")
     args = ap.parse_args()
+    if not 0 <= args.busy_poll <= 1000:
+        ap.error("--busy-poll: must be from 0 to 1000")
+    GUARD["busy_poll_usec"] = args.busy_poll
 
     peers_wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = [p for p in peers_wanted if p not in ALL_PEERS]

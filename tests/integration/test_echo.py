@@ -456,3 +456,17 @@ def test_reload_keeps_echo_answering(daemon_factory):
         assert exchange(s, port, b"after bad") == b"after bad"
         assert exchange(s, port2, b"second after bad") == b"second after bad"
 
+
+
+def test_busy_polling_answers_and_stops_promptly(daemon_factory):
+    """busy_poll_usec keeps the supervisor polling after a batch: replies are
+    still byte-identical, other listeners are still served, and SIGTERM is
+    still prompt."""
+    d = start_echo(daemon_factory, busy_poll_usec=1000)
+    with udp_socket() as s:
+        for i in range(200):
+            payload = b"busy %d" % i
+            assert exchange(s, d.port, payload) == payload
+    t0 = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - t0 < 5
