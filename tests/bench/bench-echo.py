@@ -32,16 +32,15 @@ import platform
 import re
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import START_TIMEOUT, BenchError, Server, log, pid_has_socket, tail
+from benchlib import (START_TIMEOUT, BenchError, Server, free_ports, log, pid_has_socket, run_main, tail,
+                      warn_sigterm_status)
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
@@ -78,19 +77,6 @@ def compile_helpers(workdir):
         out[name] = exe
     return out
 
-
-def free_udp_ports(n):
-    """n distinct free loopback UDP ports: all bound at once, then released."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def udp_inode(port):
@@ -334,7 +320,7 @@ def main():
         os.chmod(workdir, 0o711)
         exes = compile_helpers(workdir)
         netlabd_exe = find_netlabd(args.build, workdir) if "netlabd" in peers_wanted else None
-        ports = dict(zip(peers_wanted, free_udp_ports(len(peers_wanted))))
+        ports = dict(zip(peers_wanted, free_ports(len(peers_wanted), socket.SOCK_DGRAM)))
         # All configs are checked before anything starts.
         for name in peers_wanted:
             if name == "plain":
@@ -462,21 +448,8 @@ def print_report(report):
         print(f"netlabd replies lost {nl_bad['lost']}, stale {nl_bad['stale']}, altered "
               f"{nl_bad['altered']}, errors {nl_bad['errors']}   target 0   "
               f"{'MET' if total == 0 else 'MISSED'}")
-    status = report.get("netlabd_exit_status_on_sigterm", 0)
-    if status != 0:
-        print("warning: netlabd " + ("needed SIGKILL" if status is None else
-                                     f"exited with status {status} on SIGTERM (want 0)"))
-
-
-def on_sigterm(signum, frame):
-    # Unwind through main()'s finally, which stops every server by pid.
-    raise SystemExit(128 + signum)
+    warn_sigterm_status(report)
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        # main()'s finally has already stopped every server it started.
-        sys.exit(130)
+    run_main(main)

@@ -35,16 +35,13 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import STOP_TIMEOUT, BenchError, Server, free_ports, log, tail
+from benchlib import STOP_TIMEOUT, BenchError, Server, free_ports, log, run_main, tail, warn_sigterm_status
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
@@ -721,21 +718,8 @@ def print_report(report):
     # worth a word only when a real part of the file had to be read from disk.
     if c is not None and c < report["size_bytes"] * 0.99:
         print(f"warning: only {c} of {report['size_bytes']} source bytes were in the page cache at the end")
-    status = report.get("netlabd_exit_status_on_sigterm", 0)
-    if status != 0:
-        print("warning: netlabd " + ("needed SIGKILL" if status is None else
-                                     f"exited with status {status} on SIGTERM (want 0)"))
-
-
-def on_sigterm(signum, frame):
-    # Unwind through main()'s finally, which stops every server by pid.
-    raise SystemExit(128 + signum)
+    warn_sigterm_status(report)
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        # main()'s finally has already stopped every server it started.
-        sys.exit(130)
+    run_main(main)

@@ -29,17 +29,15 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from benchlib import START_TIMEOUT, BenchError, Server, free_ports, log, tail
+from benchlib import START_TIMEOUT, BenchError, Server, free_ports, log, run_main, tail
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
@@ -451,15 +449,5 @@ def print_report(report):
         print("netlabd not measured (--peers): no ratios against the targets")
 
 
-def on_sigterm(signum, frame):
-    # Unwind through main()'s finally, which stops every peer by pid.
-    raise SystemExit(128 + signum)
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        # main()'s finally has already stopped every peer it started.
-        sys.exit(130)
+    run_main(main)

@@ -21,12 +21,13 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def free_ports(n):
-    """n distinct free loopback ports: all bound at once, then released."""
+def free_ports(n, kind=socket.SOCK_STREAM):
+    """n distinct free loopback ports (TCP, or UDP with kind=SOCK_DGRAM): all
+    bound at once, then released."""
     socks = []
     try:
         for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(socket.AF_INET, kind)
             s.bind(("127.0.0.1", 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
@@ -121,3 +122,24 @@ class Server:
             self.killed = True
             self.proc.kill()
             self.proc.wait(timeout=STOP_TIMEOUT)
+
+
+def warn_sigterm_status(report):
+    """Say so when netlabd did not exit 0 on SIGTERM (report from Server.stop)."""
+    status = report.get("netlabd_exit_status_on_sigterm", 0)
+    if status != 0:
+        print("warning: netlabd " + ("needed SIGKILL" if status is None else
+                                     f"exited with status {status} on SIGTERM (want 0)"))
+
+
+def run_main(main):
+    """Run a bench's main() as a script: SIGTERM and Ctrl-C unwind through
+    main()'s finally, which stops every server by pid."""
+    def on_sigterm(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
