@@ -204,6 +204,10 @@ struct udp_exchange {
 int udp_exchange(struct udp_peer *p, struct udp_exchange *x, uint8_t *reply, size_t reply_size,
                  size_t *ret_n);
 
+/* Report a failed exchange with p through fail(): no reply after attempts
+ * tries, a port unreachable, or another error r.  Return: the exit code. */
+int udp_exchange_failed(const char *command, const struct udp_peer *p, int r, unsigned attempts);
+
 /* Parse decimal seconds ("1", "0.25", at most 6 decimals) within
  * [min_usec, max_usec].  Return: 0; -EINVAL (message naming opt printed). */
 int parse_seconds(const char *opt, const char *arg, uint64_t min_usec, uint64_t max_usec,

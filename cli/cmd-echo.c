@@ -168,15 +168,7 @@ static void describe_alteration(char *buf, size_t size, const struct echo *e, si
 
 static int exchange_failed(const struct echo *e, int r, unsigned attempts)
 {
-        if (r == -ETIMEDOUT)
-                return fail("echo", EXIT_TIMEOUT, "timeout", "no reply from %s port %u after %u attempt%s",
-                            e->peer.host, e->peer.port, attempts, attempts == 1 ? "" : "s");
-        if (r == -ECONNREFUSED)
-                return fail("echo", EXIT_CONNECT, "port-unreachable",
-                            "%s port %u: port unreachable (ICMP): nothing listens there", e->peer.host,
-                            e->peer.port);
-        return fail("echo", EXIT_CONNECT, "connection-error", "exchange with %s port %u failed: %s",
-                    e->peer.host, e->peer.port, strerror(-r));
+        return udp_exchange_failed("echo", &e->peer, r, attempts);
 }
 
 /* Does a payload of n bytes fit one datagram to the server's address family?

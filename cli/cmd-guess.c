@@ -149,16 +149,8 @@ static int game_exchange(struct game *g)
         r = udp_drain(&g->peer, g->reply, NL_UDP_PAYLOAD_MAX + 1);
         if (r >= 0)
                 r = udp_exchange(&g->peer, &x, g->reply, NL_UDP_PAYLOAD_MAX + 1, &n);
-        if (r == -ETIMEDOUT)
-                return fail("guess", EXIT_TIMEOUT, "timeout", "no reply from %s port %u after %u attempt%s",
-                            g->peer.host, g->peer.port, x.n_attempts, x.n_attempts == 1 ? "" : "s");
-        if (r == -ECONNREFUSED)
-                return fail("guess", EXIT_CONNECT, "port-unreachable",
-                            "%s port %u: port unreachable (ICMP): nothing listens there", g->peer.host,
-                            g->peer.port);
         if (r < 0)
-                return fail("guess", EXIT_CONNECT, "connection-error", "exchange with %s port %u failed: %s",
-                            g->peer.host, g->peer.port, strerror(-r));
+                return udp_exchange_failed("guess", &g->peer, r, x.n_attempts);
 
         g->reply_len = n;
         if (n > NL_GUESS_REPLY_MAX) {

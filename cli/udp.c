@@ -309,3 +309,15 @@ void format_seconds(char *buf, size_t size, uint64_t usec)
                 n--;
         buf[n] = '\0';
 }
+
+int udp_exchange_failed(const char *command, const struct udp_peer *p, int r, unsigned attempts)
+{
+        if (r == -ETIMEDOUT)
+                return fail(command, EXIT_TIMEOUT, "timeout", "no reply from %s port %u after %u attempt%s",
+                            p->host, p->port, attempts, attempts == 1 ? "" : "s");
+        if (r == -ECONNREFUSED)
+                return fail(command, EXIT_CONNECT, "port-unreachable",
+                            "%s port %u: port unreachable (ICMP): nothing listens there", p->host, p->port);
+        return fail(command, EXIT_CONNECT, "connection-error", "exchange with %s port %u failed: %s",
+                    p->host, p->port, strerror(-r));
+}

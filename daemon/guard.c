@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "children.h"
 #include "guard.h"
 #include "util.h"
 
@@ -13,20 +14,10 @@
 
 void guard_source_key(const struct sockaddr *sa, struct in6_addr *ret)
 {
-        memset(ret, 0, sizeof *ret);
-        if (sa->sa_family == AF_INET) {
-                ret->s6_addr[10] = 0xff;
-                ret->s6_addr[11] = 0xff;
-                memcpy(&ret->s6_addr[12], &((const struct sockaddr_in *) sa)->sin_addr, 4);
-                return;
-        }
-        const struct in6_addr *a = &((const struct sockaddr_in6 *) sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-                *ret = *a;
-                return;
-        }
+        children_source_key(sa, ret);
         /* One subscriber usually holds a whole /64: rate it as one source. */
-        memcpy(ret->s6_addr, a->s6_addr, 8);
+        if (!IN6_IS_ADDR_V4MAPPED(ret))
+                memset(&ret->s6_addr[8], 0, 8);
 }
 
 int guard_init(struct guard *g, const struct dgram_config *cfg)

@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include "children.h"
 #include "config.h"
 #include "conn.h"
 #include "dgram.h"
@@ -309,17 +310,6 @@ static void guess_state_free(void *state)
         free(st);
 }
 
-static void round_key(const struct sockaddr *sa, struct in6_addr *ret_addr)
-{
-        memset(ret_addr, 0, sizeof *ret_addr);
-        if (sa->sa_family == AF_INET) {
-                ret_addr->s6_addr[10] = 0xff;
-                ret_addr->s6_addr[11] = 0xff;
-                memcpy(&ret_addr->s6_addr[12], &((const struct sockaddr_in *) sa)->sin_addr, 4);
-        } else if (sa->sa_family == AF_INET6)
-                *ret_addr = ((const struct sockaddr_in6 *) sa)->sin6_addr;
-}
-
 /* The two sets a source's round may sit in ("two choices": the table fills
  * almost completely before a set-full refusal, instead of at the first
  * unlucky set).  Both may be the same set. */
@@ -538,7 +528,7 @@ static ssize_t on_play(struct guess_state *st, struct dgram_ctx *ctx, const stru
         struct round *slot = NULL;
         bool sent;
 
-        round_key(ctx->peer, &addr);
+        children_source_key(ctx->peer, &addr); /* the exact address */
         struct round *mine = round_find(st, &addr, ctx->peer_port, ctx->now_usec, &slot);
 
         /* The same play again (a retransmission): the same round. */
@@ -584,7 +574,7 @@ static ssize_t on_guess(struct guess_state *st, struct dgram_ctx *ctx, const str
         memcpy(value, req->value, req->value_len);
         value[req->value_len] = '\0';
 
-        round_key(ctx->peer, &addr);
+        children_source_key(ctx->peer, &addr); /* the exact address */
         struct round *r = round_find(st, &addr, ctx->peer_port, ctx->now_usec, NULL);
 
         if (!r)
