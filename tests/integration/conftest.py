@@ -578,13 +578,22 @@ def file_exchange(port, request, keep_data=True, sink=None, timeout=20.0, host="
     return a
 
 
-def wait_entry(d, remote_port, timeout=10.0):
-    """The request summary entry a daemon logged for the client port given."""
+def wait_entry(d, remote_port, timeout=10.0, settle=0.1):
+    """The request summary entry a daemon logged for the client port given.
+
+    The kernel may hand the same client port to several connections over one
+    daemon's life, so this returns the newest matching entry, after giving a
+    request that just ended `settle` seconds for its entry to land behind an
+    older one."""
     deadline = time.monotonic() + timeout
+    first_seen = None
     while time.monotonic() < deadline:
-        for e in d.requests():
-            if e.get("REMOTE_PORT") == str(remote_port):
-                return e
+        matches = [e for e in d.requests() if e.get("REMOTE_PORT") == str(remote_port)]
+        if matches:
+            now = time.monotonic()
+            first_seen = now if first_seen is None else first_seen
+            if now - first_seen >= settle:
+                return matches[-1]
         time.sleep(0.02)
     raise AssertionError(f"no request entry for client port {remote_port}:\n{d.log()[-4000:]}")
 

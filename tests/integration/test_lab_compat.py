@@ -327,7 +327,8 @@ def run_download_client(progs, port, command, dest, offset=None):
 def log_line(d, remote_port):
     """The raw summary line a daemon logged for a client port."""
     wait_entry(d, remote_port)
-    for line in d.log().splitlines():
+    # The newest, like wait_entry(): a client port may have been used before.
+    for line in reversed(d.log().splitlines()):
         if f" REMOTE_PORT={remote_port} " in line:
             return line
     raise AssertionError(remote_port)
