@@ -21,6 +21,7 @@ static const struct {
         [NL_STATUS_CHANGED] = { "changed", "the file changed on the server" },
         [NL_STATUS_MISMATCH] = { "mismatch", "the local data before the offset differs from the server's" },
         [NL_STATUS_RANGE] = { "range", "offset past the end of the file" },
+        [NL_STATUS_CANCELLED] = { "cancelled", "the transfer was cancelled" },
 };
 
 const char *nl_status_name(unsigned status)

@@ -50,6 +50,7 @@ enum nl_status {
         NL_STATUS_CHANGED = 9,   /* resume: the file is not the one the validator names */
         NL_STATUS_MISMATCH = 10, /* resume: the client's bytes before the offset differ */
         NL_STATUS_RANGE = 11,    /* the offset is past the end of the file */
+        NL_STATUS_CANCELLED = 12, /* UDP transfer: the peer gave up (ERROR) */
         _NL_STATUS_MAX,
 };
 
@@ -335,3 +336,122 @@ bool guess_names_match(const char *a, size_t a_len, const char *b, size_t b_len)
 /* Parse a number-mode guess: optional '-', decimal digits, no leading zeros,
  * within [-10^9, 10^9].  Return: 0; -EINVAL. */
 int guess_number_parse(const char *s, size_t n, int64_t *ret);
+
+/* proto-xfer.c: netlab's reliable transfer over UDP, version 1
+ * (docs/PROTOCOL.md, section 11).  Every datagram starts with 4 bytes:
+ *   0  1  0x00   (never the first byte of a guess or echo text line)
+ *   1  1  'X'
+ *   2  1  version (NL_XFER_VERSION)
+ *   3  1  type (enum nl_xfer_type)
+ * then the type's fields, big-endian, and nothing after them (except the
+ * REQUEST's zero padding).  The layouts (offsets from the datagram start):
+ *
+ * REQUEST  C->S listener  4 u32 client_id (!= 0)  8 u16 block_max  10 u32 window
+ *                         14 u8 cookie_len (0..NL_XFER_COOKIE_MAX)  15 cookie
+ *                         u16 body_len (<= NL_FILE_REQUEST_MAX), body (a FILE_GET
+ *                         body exactly as over TCP, section 8), then zero bytes
+ *                         to at least NL_XFER_REQUEST_MIN, at most NL_XFER_REQUEST_MAX
+ * RETRY    S->C listener  4 u32 client_id  8 u8 cookie_len (1..)  9 cookie
+ * ACCEPT   S->C transfer  4 u32 client_id  8 u32 transfer_id (!= 0)  12 u16 block_size
+ *                         14 u32 window  18 u32 timestamp  22 FILE_INFO body
+ *                         (NL_INFO_SIZE bytes, file_info_decode())
+ * DATA     S->C transfer  4 u32 transfer_id  8 u32 seq  12 u32 timestamp
+ *                         16 payload (1..NL_XFER_BLOCK_MAX bytes)
+ * ACK      C->S transfer  4 u32 transfer_id  8 u32 cum  12 u32 echo  16 u32 rwnd
+ *                         20 u8 n_ranges (<= NL_XFER_SACK_MAX)
+ *                         21 n_ranges x (u32 start, u32 end): start > cum,
+ *                         start < end, ascending, prev.end < next.start
+ * END      S->C transfer  4 u32 transfer_id  8 u8 status  9 body: status OK: a
+ *                         FILE_END body (u8 digest length 0|32, digest); else
+ *                         error text (<= NL_ERROR_TEXT_MAX)
+ * DONE     C->S transfer  4 u32 transfer_id
+ * ERROR    either way     4 u32 client_id  8 u32 transfer_id (0: none yet)
+ *                         12 u8 status (!= OK)  13 text (<= NL_ERROR_TEXT_MAX)
+ */
+
+#define NL_XFER_MAGIC_0 0x00
+#define NL_XFER_MAGIC_1 'X'
+#define NL_XFER_VERSION 1
+#define NL_XFER_HEADER_SIZE 4u
+#define NL_XFER_REQUEST_MIN 1200u      /* REQUEST padding (RFC 9000, 14.1): 3x covers any refusal */
+#define NL_XFER_REQUEST_MAX 9216u      /* largest REQUEST, padding included */
+#define NL_XFER_AMPLIFY 3u             /* before validation: at most 3x the bytes received */
+#define NL_XFER_COOKIE_MAX 32u
+#define NL_XFER_BLOCK_MIN 512u         /* smallest block size either side may ask for */
+#define NL_XFER_BLOCK_MAX 65464u       /* largest: 16 + 65464 fits an IPv4 UDP payload */
+#define NL_XFER_BLOCK_SAFE 1200u       /* when the path MTU is unknown (RFC 9000, 14) */
+#define NL_XFER_DATA_HEADER 16u        /* DATA bytes before the payload */
+#define NL_XFER_WINDOW_MAX 65536u      /* largest window, in blocks */
+#define NL_XFER_SACK_MAX 32u           /* ranges in one ACK */
+#define NL_XFER_ACK_MAX (21u + 8u * NL_XFER_SACK_MAX)
+#define NL_XFER_ACCEPT_SIZE (22u + NL_INFO_SIZE)
+#define NL_XFER_DATAGRAM_MAX (NL_XFER_DATA_HEADER + NL_XFER_BLOCK_MAX)
+
+enum nl_xfer_type {
+        NL_XFER_REQUEST = 0x01,
+        NL_XFER_RETRY = 0x02,
+        NL_XFER_ACCEPT = 0x03,
+        NL_XFER_DATA = 0x04,
+        NL_XFER_ACK = 0x05,
+        NL_XFER_END = 0x06,
+        NL_XFER_DONE = 0x07,
+        NL_XFER_ERROR = 0x08,
+};
+
+struct xfer_range {
+        uint32_t start;                 /* first block of the range */
+        uint32_t end;                   /* one past its last block */
+};
+
+/* One decoded datagram; which fields mean something depends on type (see
+ * the layouts above).  Pointers borrow from the decoded buffer. */
+struct xfer_packet {
+        uint8_t type;                   /* enum nl_xfer_type */
+        uint32_t client_id;             /* REQUEST RETRY ACCEPT ERROR */
+        uint32_t transfer_id;           /* ACCEPT DATA ACK END DONE ERROR */
+
+        uint16_t block_size;            /* REQUEST: the largest the client takes; ACCEPT: chosen */
+        uint32_t window;                /* REQUEST: the client's most; ACCEPT: chosen (blocks) */
+        const uint8_t *cookie;          /* REQUEST (may be empty), RETRY */
+        size_t cookie_len;
+        const uint8_t *body;            /* REQUEST: FILE_GET body; END: FILE_END body or text; ERROR: text */
+        size_t body_len;
+
+        uint32_t timestamp;             /* ACCEPT, DATA: the sender's clock (microseconds, wraps) */
+        struct file_info info;          /* ACCEPT */
+
+        uint32_t seq;                   /* DATA */
+        const uint8_t *payload;         /* DATA */
+        size_t payload_len;
+
+        uint32_t cum;                   /* ACK: every block below cum has arrived */
+        uint32_t echo;                  /* ACK: timestamp of the DATA (or ACCEPT) that prompted it */
+        uint32_t rwnd;                  /* ACK: blocks the client can take from cum on */
+        unsigned n_ranges;              /* ACK */
+        struct xfer_range ranges[NL_XFER_SACK_MAX];
+
+        uint8_t status;                 /* END, ERROR */
+        const char *problem;            /* on decode errors: what was wrong (static) */
+};
+
+/* Decode one datagram.  *ret is always written (problem).
+ * Return: 0; -EBADMSG (not a transfer datagram, wrong length for its type,
+ * a field out of range, non-zero padding, a REQUEST shorter than
+ * NL_XFER_REQUEST_MIN; problem says which); -EPROTONOSUPPORT (magic right,
+ * version not NL_XFER_VERSION); -E2BIG (REQUEST over NL_XFER_REQUEST_MAX, or
+ * a text over NL_ERROR_TEXT_MAX). */
+int xfer_packet_decode(const uint8_t *buf, size_t n, struct xfer_packet *ret);
+
+/* Encode p into buf.  DATA copies p->payload (use xfer_data_header_put() to
+ * read file data straight into place instead).  REQUEST is padded with zeros
+ * to NL_XFER_REQUEST_MIN.
+ * Return: the datagram's size; -ENOBUFS if buf is too small; -EINVAL for a
+ * packet the decoder would refuse. */
+int xfer_packet_encode(uint8_t *buf, size_t size, const struct xfer_packet *p);
+
+/* Write the NL_XFER_DATA_HEADER bytes of a DATA datagram into buf. */
+void xfer_data_header_put(uint8_t buf[NL_XFER_DATA_HEADER], uint32_t transfer_id, uint32_t seq,
+                          uint32_t timestamp);
+
+/* Does buf start like a transfer datagram (first two bytes)? */
+bool xfer_is_packet(const uint8_t *buf, size_t n);

@@ -172,6 +172,7 @@ static void test_status(void)
                 { NL_STATUS_CHANGED, "changed", "the file changed on the server" },
                 { NL_STATUS_MISMATCH, "mismatch", "the local data before the offset differs from the server's" },
                 { NL_STATUS_RANGE, "range", "offset past the end of the file" },
+                { NL_STATUS_CANCELLED, "cancelled", "the transfer was cancelled" },
                 { _NL_STATUS_MAX, "unknown", "unknown status" },
                 { 255, "unknown", "unknown status" },
                 { UINT_MAX, "unknown", "unknown status" },
@@ -185,7 +186,7 @@ static void test_status(void)
 
         /* Every status below the end has a name and text of its own. */
         TEST_CASE("status table is complete");
-        CHECK_INT(_NL_STATUS_MAX, 12);
+        CHECK_INT(_NL_STATUS_MAX, 13);
         for (unsigned s = 0; s < _NL_STATUS_MAX; s++) {
                 CHECK(nl_status_name(s) && strcmp(nl_status_name(s), "unknown") != 0);
                 CHECK(nl_status_text(s) && strcmp(nl_status_text(s), "unknown status") != 0);
