@@ -146,6 +146,11 @@ struct udp_peer {
         const sigset_t *wait_mask;   /* if set: ppoll() mask; a signal ends waits with -EINTR */
 };
 
+/* Resolve host for UDP: every address, in getaddrinfo()'s order.
+ * Return: 0 with *ret (release with freeaddrinfo()); -EHOSTUNREACH with the
+ * reason written to err. */
+int udp_resolve(const char *host, uint16_t port, struct addrinfo **ret, char *err, size_t err_size);
+
 /* Resolve host and connect a UDP socket to the first address that takes it.
  * Return: 0 with p filled (release with udp_peer_done()); negative errno with
  * the reason written to err. */
@@ -215,6 +220,90 @@ int parse_seconds(const char *opt, const char *arg, uint64_t min_usec, uint64_t 
 
 /* Write usec as seconds with no trailing zeros ("1", "0.5", "0.001"). */
 void format_seconds(char *buf, size_t size, uint64_t usec);
+
+/* xfer-recv.c: the receiving side of netlab's UDP transfer (fetch --udp;
+ * docs/PROTOCOL.md, section 11). */
+
+#define XFER_RECV_MEMORY (64u * 1024u * 1024u) /* default --window: this much of blocks */
+#define XFER_RECV_TEXT_MAX 1024u               /* NL_ERROR_TEXT_MAX */
+
+struct iovec;
+struct file_info;
+struct xfer_recv;
+
+struct xfer_recv_params {
+        const char *host;
+        uint16_t port;
+        const uint8_t *get;       /* the FILE_GET body, exactly as over TCP (borrowed) */
+        size_t get_len;
+        uint32_t block_max;       /* largest block to ask for; 0: what the path allows */
+        uint32_t window;          /* blocks; 0: XFER_RECV_MEMORY worth of block_max */
+        uint64_t timeout_usec;    /* nothing valid from the server for this long: give up */
+        bool discard;             /* keep no data: deliver() gets no iovecs */
+        /* Pass on the next n bytes of the transfer, in order, as n_iov
+         * consecutive pieces (which it may modify); with discard, iov is NULL
+         * and n_iov 0.  Return: 0; negative errno (-EINTR: a signal). */
+        int (*deliver)(void *userdata, struct iovec *iov, int n_iov, size_t n);
+        void *userdata;
+        volatile sig_atomic_t *interrupted; /* set by a signal handler: cancel */
+};
+
+enum xfer_recv_result {
+        XFER_RECV_OK = 0,
+        XFER_RECV_REFUSED,      /* the server sent ERROR: status, text */
+        XFER_RECV_TIMEOUT,      /* nothing valid for timeout_usec: problem */
+        XFER_RECV_UNREACHABLE,  /* handshake: ICMP error from every address (err): problem */
+        XFER_RECV_GONE,         /* data phase: port unreachable: the transfer ended */
+        XFER_RECV_PROTOCOL,     /* the server broke the protocol: problem */
+        XFER_RECV_LOCAL,        /* deliver() failed: err */
+        XFER_RECV_NET,          /* a socket error: err */
+        XFER_RECV_SIGNAL,       /* *interrupted: the server was told (ERROR CANCELLED) */
+        XFER_RECV_NOMEM,
+};
+
+/* What a step ended with, and statistics; written by the xfer_recv_*() calls. */
+struct xfer_recv_report {
+        uint8_t status;                      /* REFUSED: the ERROR's; after the data: the END's */
+        uint8_t text[XFER_RECV_TEXT_MAX];    /* its text (or the FILE_END body with OK) */
+        size_t text_len;
+        int err;                             /* errno for UNREACHABLE, NET, LOCAL */
+        char problem[512];                   /* for TIMEOUT, UNREACHABLE, PROTOCOL */
+        char addr[64];                       /* the server address in use, numeric */
+        uint32_t block_max, window_max;      /* asked for */
+        uint32_t block_size, window;         /* chosen by the server */
+        uint32_t rwnd;                       /* offered in ACKs: window, or what the socket holds */
+        unsigned n_requests;                 /* REQUEST datagrams sent */
+        uint64_t n_datagrams;                /* received in the data phase */
+        uint64_t n_duplicates, n_out_of_order, n_ignored, n_acks;
+        uint64_t rtt_usec;                   /* REQUEST -> RETRY, 0 if unknown */
+};
+
+/* Set up a transfer (nothing is sent yet).  p and rep must outlive it.
+ * Return: 0 with *ret (release with xfer_recv_free()); -ENOMEM. */
+int xfer_recv_new(const struct xfer_recv_params *p, struct xfer_recv_report *rep,
+                  struct xfer_recv **ret);
+struct xfer_recv *xfer_recv_free(struct xfer_recv *x);
+
+/* The handshake: REQUEST, RETRY, REQUEST with the cookie, until ACCEPT,
+ * tried on each address of host in turn while the previous ones answer only
+ * with ICMP errors.  ACCEPT's block size and window are checked against what
+ * was asked; its FILE_INFO is the caller's to check (then xfer_recv_abort()
+ * if it is wrong).  Return: enum xfer_recv_result: XFER_RECV_OK with
+ * *ret_info; REFUSED, TIMEOUT, UNREACHABLE, PROTOCOL, NET, SIGNAL, NOMEM. */
+int xfer_recv_handshake(struct xfer_recv *x, struct file_info *ret_info);
+
+/* Acknowledge ACCEPT, receive every block, passing them to deliver() in
+ * order, until END (answered with DONE).  Return: XFER_RECV_OK with the END's
+ * status and body in the report; REFUSED, TIMEOUT, GONE, PROTOCOL, LOCAL,
+ * NET, SIGNAL, NOMEM (the server was told with an ERROR where it helps). */
+int xfer_recv_data(struct xfer_recv *x);
+
+/* Tell the server the transfer is off: ERROR(status, text).  Best effort. */
+void xfer_recv_abort(struct xfer_recv *x, uint8_t status, const char *text);
+
+/* After the END: answer the server's retransmitted ENDs with DONE for a
+ * short while (3 round trips, at most 200 ms from the END). */
+void xfer_recv_linger(struct xfer_recv *x);
 
 /* file-client.c: the file service's request and answer frames, shared by
  * fetch and ls (docs/PROTOCOL.md, section 8). */

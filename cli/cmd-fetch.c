@@ -3,8 +3,12 @@
  * never corrupts").
  *
  * netlab form: one FILE_GET; FILE_INFO; exactly `length` raw bytes; FILE_END
- * (docs/PROTOCOL.md, section 8).  --lab form: the lab's 2- or 12-byte
- * preamble, then the bytes until the server closes (section 9).
+ * (docs/PROTOCOL.md, section 8), over TCP or, with --udp, over netlab's
+ * reliable UDP transfer (section 11: the same FILE_GET in a REQUEST, the
+ * FILE_INFO in ACCEPT, the FILE_END in END; cli/xfer-recv.c).  Only `struct
+ * transport` differs: the request, the checks of FILE_INFO, the local files,
+ * the end, --verify and the report are shared.  --lab form: the lab's 2- or
+ * 12-byte preamble, then the bytes until the server closes (section 9).
  *
  * Local state: the data goes to OUT.netlab-part, and what the server said
  * about the file (its validator) to OUT.netlab-meta, written atomically before
@@ -13,8 +17,9 @@
  * --resume can continue: it sends the offset, the validator and a hash of the
  * last bytes it holds, and the server refuses a resume that would corrupt.
  *
- * Data path: splice(2) socket -> pipe -> file, so the bytes never enter user
- * space; --discard drops them in the kernel with recv(MSG_TRUNC).  Waits
+ * Data path over TCP: splice(2) socket -> pipe -> file, so the bytes never
+ * enter user space; --discard drops them in the kernel with recv(MSG_TRUNC).
+ * Over UDP: pwritev() of runs of blocks straight from the receive buffers.  Waits
  * wake for batches (SO_RCVLOWAT), not for every segment.  The server
  * is not trusted: FILE_INFO is checked against the request, no more than
  * `length` bytes are read as data, and every wait is bounded by the timeout
@@ -32,6 +37,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -96,6 +102,17 @@ struct fetch {
 
         struct sink sink;
         struct progress progress;
+
+        /* The transport of the netlab form. */
+        bool udp;
+        uint32_t block_size; /* --block-size; 0: what the path allows */
+        uint32_t window;     /* --window; 0: the default */
+        int sock;            /* TCP */
+        uint8_t frame[NL_ERROR_TEXT_MAX];
+        struct xfer_recv *xr; /* UDP */
+        struct xfer_recv_params xparams;
+        struct xfer_recv_report xrep;
+        uint8_t get[NL_FILE_REQUEST_MAX];
 };
 
 static volatile sig_atomic_t interrupted;
@@ -134,7 +151,12 @@ static void help(void)
                "                         OUT defaults to the last component of PATH, else\n"
                "                         " LAB_DEFAULT_OUT "\n"
                "      --no-lab           netlab's format even if the INI file says lab = true\n"
-               "      --udp              transfer over UDP (not implemented yet)\n"
+               "      --udp              transfer over UDP (netlab's reliable transfer: same\n"
+               "                         files, resume and checks as over TCP)\n"
+               "      --block-size=BYTES with --udp: the largest block to ask for, 512 to\n"
+               "                         65464 (default: what the path's MTU allows)\n"
+               "      --window=BLOCKS    with --udp: the most blocks in flight, 1 to 65536\n"
+               "                         (default: 64 MiB worth of blocks)\n"
                COMMON_OPTIONS_HELP
                "\n"
                "The port defaults to [fetch] port in the INI file, else 5001. A progress bar is\n"
@@ -349,10 +371,12 @@ static int part_reset(struct fetch *f)
 
 /* ---- the data path ---- */
 
-static int sink_init(struct sink *s, int fd, bool seekable, bool escape)
+/* from_memory: the data comes from user memory (UDP, through
+ * sink_writev()): no pipe and no copy buffer. */
+static int sink_init(struct sink *s, int fd, bool seekable, bool escape, bool from_memory)
 {
         *s = (struct sink) { .fd = fd, .seekable = seekable, .escape = escape, .pipe = { -1, -1 } };
-        if (fd < 0)
+        if (fd < 0 || from_memory)
                 return 0; /* --discard */
 
         /* The escaped form must pass through user space anyway. */
@@ -462,6 +486,7 @@ enum transfer_end {
         TRANSFER_NET,    /* a receive error or timeout (errno in *ret_err) */
         TRANSFER_LOCAL,  /* a write error (errno in *ret_err) */
         TRANSFER_SIGNAL, /* interrupted by a signal */
+        TRANSFER_GONE,   /* UDP: the server's transfer ended (port unreachable) */
 };
 
 /* Wait for data on the socket, for at most the timeout without any.  With
@@ -618,25 +643,36 @@ static const char *output_name(const struct fetch *f)
         return f->discard ? "(discarded)" : f->to_stdout ? "(standard output)" : f->out;
 }
 
-/* Report how a transfer that did not finish ended. */
-static int transfer_fail(struct fetch *f, enum transfer_end end, int err)
+/* "after X of Y bytes": how far a transfer that stops got. */
+static void transfer_where(const struct fetch *f, char *where, size_t size)
 {
-        char where[128];
         /* The part file may hold a little more than whole steps received
          * (a write cut short by a full disk): report what it holds. */
         uint64_t at = f->part_fd >= 0 ? f->start + f->sink.pos : f->req_offset + f->received;
 
-        progress_clear(&f->progress);
         if (f->lab || !f->size_known)
-                (void) xsnprintf(where, sizeof where, "after %llu bytes", (unsigned long long) at);
+                (void) xsnprintf(where, size, "after %llu bytes", (unsigned long long) at);
         else
-                (void) xsnprintf(where, sizeof where, "after %llu of %llu bytes",
-                                 (unsigned long long) at, (unsigned long long) f->info.size);
+                (void) xsnprintf(where, size, "after %llu of %llu bytes", (unsigned long long) at,
+                                 (unsigned long long) f->info.size);
+}
+
+/* Report how a transfer that did not finish ended. */
+static int transfer_fail(struct fetch *f, enum transfer_end end, int err)
+{
+        char where[128];
+
+        progress_clear(&f->progress);
+        transfer_where(f, where, sizeof where);
 
         switch (end) {
         case TRANSFER_EOF:
                 return fail("fetch", EXIT_PROTOCOL, "connection-lost", "the connection closed %s%s",
                             where, f->keep);
+        case TRANSFER_GONE:
+                return fail("fetch", EXIT_PROTOCOL, "connection-lost",
+                            "the server's transfer ended %s (its port is unreachable)%s", where,
+                            f->keep);
         case TRANSFER_NET:
                 if (err == ETIMEDOUT)
                         return fail("fetch", EXIT_TIMEOUT, "timeout",
@@ -700,6 +736,15 @@ static void print_result(const struct fetch *f)
                        (double) usec / 1000.0, rate);
                 if (f->verify)
                         printf(",\"sha256\":\"%s\"", hex);
+                if (f->udp)
+                        printf(",\"transport\":\"udp\",\"block_size\":%u,\"window\":%u,"
+                               "\"datagrams\":%llu,\"duplicates\":%llu,\"out_of_order\":%llu,"
+                               "\"acks\":%llu,\"rwnd\":%u",
+                               f->xrep.block_size, f->xrep.window,
+                               (unsigned long long) f->xrep.n_datagrams,
+                               (unsigned long long) f->xrep.n_duplicates,
+                               (unsigned long long) f->xrep.n_out_of_order,
+                               (unsigned long long) f->xrep.n_acks, f->xrep.rwnd);
                 printf("}\n");
                 return;
         }
@@ -799,14 +844,20 @@ static int finish_file(struct fetch *f, uint64_t expect_size)
 
 static const int caught_signals[] = { SIGINT, SIGTERM, SIGHUP };
 static struct sigaction saved_actions[ELEMENTSOF(caught_signals)];
+static bool signals_caught;
 
 /* Install the handlers that let a transfer stop cleanly on ^C (clear the
  * bar, say how to resume), or put back what was there.  Only around the data
- * path: elsewhere every wait is bounded, and the default action leaves the
- * files resumable.  A signal the caller ignores (nohup, a background job)
- * stays ignored.  No SA_RESTART: a blocked poll() or write() must return. */
+ * path (over UDP: the whole exchange, so that the server hears of it):
+ * elsewhere every wait is bounded, and the default action leaves the files
+ * resumable.  A signal the caller ignores (nohup, a background job) stays
+ * ignored.  No SA_RESTART: a blocked poll() or write() must return.  Calls
+ * that change nothing are no-ops. */
 static void catch_signals(bool on)
 {
+        if (on == signals_caught)
+                return;
+        signals_caught = on;
         for (size_t i = 0; i < ELEMENTSOF(caught_signals); i++) {
                 if (!on) {
                         (void) sigaction(caught_signals[i], &saved_actions[i], NULL);
@@ -832,150 +883,149 @@ static const char *restart_reason(uint8_t status)
         }
 }
 
-/* One attempt: request, FILE_INFO, data, FILE_END.  Return: EXIT_OK, -EAGAIN
- * to start over (f already reset), or the exit code (reported). */
-static int fetch_netlab_once(struct fetch *f, int attempt)
+/* A status and its body (error text, or a FILE_END body), as the transport
+ * received them. */
+struct answer {
+        uint8_t status;
+        const uint8_t *body;
+        size_t n;
+};
+
+static int answer_refused(const struct answer *a, const char *suffix)
 {
-        struct file_request req = {
+        struct nl_header h = { .status = a->status, .length = (uint32_t) a->n };
+
+        return file_client_refused("fetch", &h, a->body, a->n, suffix);
+}
+
+/* What differs between TCP and UDP.  Every function that returns an exit
+ * code has reported it (fail()). */
+struct transport {
+        /* Send req and wait for the answer: with status OK, f->info holds
+         * the decoded FILE_INFO (not yet checked); else *ret is the
+         * refusal.  A failure before any answer forgets a part file this
+         * run created.  Return: EXIT_OK or the exit code. */
+        int (*open)(struct fetch *f, const struct file_request *req, struct answer *ret);
+        /* FILE_INFO did not match the request: tell the server if it can
+         * be told. */
+        void (*abort)(struct fetch *f, const char *why);
+        /* All f->info.length bytes into the sink.  Return: EXIT_OK or the
+         * exit code. */
+        int (*receive)(struct fetch *f);
+        /* The end of the transfer (FILE_END).  Return: EXIT_OK with *ret,
+         * or the exit code. */
+        int (*end)(struct fetch *f, struct answer *ret);
+        /* Release everything the attempt holds (idempotent). */
+        void (*close)(struct fetch *f);
+};
+
+/* The FILE_GET of this attempt: from where the local data ends, with the
+ * validator and a hash of the last bytes when resuming.  Return: EXIT_OK or
+ * the exit code. */
+static int request_build(struct fetch *f, struct file_request *req)
+{
+        *req = (struct file_request) {
                 .type = NL_TYPE_FILE_GET,
                 .flags = f->verify ? FILE_GET_DIGEST : 0,
                 .offset = f->start + f->local,
                 .path = (const uint8_t *) f->path,
                 .path_len = strlen(f->path),
         };
-        bool resuming = f->local > 0;
-        char err[512], problem[512];
-        uint8_t body[NL_ERROR_TEXT_MAX];
-        struct nl_header h;
-        size_t n;
-        int r;
-
-        if (resuming) {
-                req.has_validator = f->has_validator;
-                memcpy(req.validator, f->validator, sizeof req.validator);
-                req.tail_len = f->local < NL_TAIL_DEFAULT ? (uint32_t) f->local : NL_TAIL_DEFAULT;
-                r = digest_fd_range(f->part_fd, f->local - req.tail_len, req.tail_len,
-                                    req.tail_hash);
+        if (f->local > 0) {
+                req->has_validator = f->has_validator;
+                memcpy(req->validator, f->validator, sizeof req->validator);
+                req->tail_len = f->local < NL_TAIL_DEFAULT ? (uint32_t) f->local : NL_TAIL_DEFAULT;
+                int r = digest_fd_range(f->part_fd, f->local - req->tail_len, req->tail_len,
+                                        req->tail_hash);
                 if (r < 0)
                         return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "cannot read %s: %s",
                                     f->part, strerror(-r));
         }
-        f->req_offset = req.offset;
-        f->received = 0;
+        return EXIT_OK;
+}
 
-        _cleanup_close_ int sock = net_connect_tcp(settings.host, settings.fetch_port,
-                                                   settings.timeout_ms, err, sizeof err);
-        if (sock < 0) {
-                part_forget_created(f);
-                return fail("fetch", EXIT_CONNECT, "connect-failed", "%s", err);
-        }
-        r = file_client_send(sock, &req);
-        if (r < 0 && r != -EALREADY) {
-                part_forget_created(f);
-                if (r == -ETIMEDOUT)
-                        return fail("fetch", EXIT_TIMEOUT, "timeout",
-                                    "sending the request timed out");
-                return fail("fetch", EXIT_CONNECT, "connection-error",
-                            "sending the request failed: %s", strerror(-r));
-        }
+/* The server refused the request.  A refused resume starts over (once)
+ * unless --no-restart.  Return: -EAGAIN to start over (f already reset), or
+ * the exit code. */
+static int on_refused(struct fetch *f, int attempt, bool resuming, const struct answer *a)
+{
+        bool resume_refused = resuming && (a->status == NL_STATUS_CHANGED ||
+                                           a->status == NL_STATUS_MISMATCH ||
+                                           a->status == NL_STATUS_RANGE);
+        int r;
 
-        r = file_client_read_frame(sock, "try --lab", body, sizeof body, NL_INFO_SIZE, &h, &n,
-                                   problem, sizeof problem);
-        if (r < 0) {
-                part_forget_created(f);
-                return file_client_fail("fetch", r, "an answer", problem, "");
+        if (resume_refused && !f->no_restart && attempt < FETCH_RESTARTS_MAX) {
+                fprintf(stderr, "%s: %s; starting over\n", program_name, restart_reason(a->status));
+                f->restarted = true;
+                r = part_reset(f);
+                return r == EXIT_OK ? -EAGAIN : r;
         }
-        if (h.type != NL_TYPE_FILE_INFO) {
-                part_forget_created(f);
-                return fail("fetch", EXIT_PROTOCOL, "protocol-error",
-                            "the server answered with a frame of type 0x%02x instead of FILE_INFO",
-                            h.type);
+        if (resume_refused) {
+                char suffix[PATH_MAX + 128];
+                (void) xsnprintf(suffix, sizeof suffix,
+                                 "; the partial file %s was kept (run without --resume to "
+                                 "start over)",
+                                 f->part);
+                int code = answer_refused(a, suffix);
+                /* range on a resume: the file shrank, so it changed too */
+                return code == EXIT_REFUSED ? EXIT_CHANGED : code;
         }
-        if (h.status != NL_STATUS_OK) {
-                bool resume_refused =
-                        resuming && (h.status == NL_STATUS_CHANGED ||
-                                     h.status == NL_STATUS_MISMATCH || h.status == NL_STATUS_RANGE);
-                if (resume_refused && !f->no_restart && attempt < FETCH_RESTARTS_MAX) {
-                        fprintf(stderr, "%s: %s; starting over\n", program_name,
-                                restart_reason(h.status));
-                        f->restarted = true;
-                        r = part_reset(f);
-                        return r == EXIT_OK ? -EAGAIN : r;
-                }
-                if (resume_refused) {
-                        char suffix[PATH_MAX + 128];
-                        (void) xsnprintf(
-                                suffix, sizeof suffix,
-                                "; the partial file %s was kept (run without --resume to "
-                                "start over)",
-                                f->part);
-                        int code = file_client_refused("fetch", &h, body, n, suffix);
-                        /* range on a resume: the file shrank, so it changed too */
-                        return code == EXIT_REFUSED ? EXIT_CHANGED : code;
-                }
-                part_forget_created(f);
-                return file_client_refused("fetch", &h, body, n, "");
-        }
+        part_forget_created(f);
+        return answer_refused(a, "");
+}
 
-        struct file_info *info = &f->info;
-        if (file_info_decode(body, n, info) < 0) {
-                part_forget_created(f);
-                return fail("fetch", EXIT_PROTOCOL, "protocol-error",
-                            "the server sent a malformed FILE_INFO");
-        }
-        if (info->kind != FILE_KIND_REGULAR || info->offset != req.offset ||
-            info->length != info->size - info->offset) {
-                part_forget_created(f);
-                return fail(
-                        "fetch", EXIT_PROTOCOL, "protocol-error",
-                        "the server's FILE_INFO does not match the request (kind %u, data "
-                        "from byte %llu for a request from byte %llu, %llu bytes of a "
-                        "%llu-byte file)",
-                        info->kind, (unsigned long long) info->offset,
-                        (unsigned long long) req.offset, (unsigned long long) info->length,
-                        (unsigned long long) info->size);
-        }
+/* Does FILE_INFO describe what was asked?  Return: EXIT_OK or the exit code. */
+static int info_check(struct fetch *f, const struct transport *t, uint64_t req_offset)
+{
+        const struct file_info *info = &f->info;
+        char why[512];
+
+        if (info->kind == FILE_KIND_REGULAR && info->offset == req_offset &&
+            info->length == info->size - info->offset)
+                return EXIT_OK;
+        (void) xsnprintf(why, sizeof why,
+                         "the server's FILE_INFO does not match the request (kind %u, data from "
+                         "byte %llu for a request from byte %llu, %llu bytes of a %llu-byte file)",
+                         info->kind, (unsigned long long) info->offset,
+                         (unsigned long long) req_offset, (unsigned long long) info->length,
+                         (unsigned long long) info->size);
+        t->abort(f, why);
+        part_forget_created(f);
+        return fail("fetch", EXIT_PROTOCOL, "protocol-error", "%s", why);
+}
+
+/* Before the first data byte: empty a part file a fresh download replaces,
+ * write the meta file, start the bar.  Return: EXIT_OK or the exit code. */
+static int data_prepare(struct fetch *f, bool resuming)
+{
+        int r;
+
         f->size_known = true;
         f->resumed = resuming;
-
         if (f->part_fd >= 0) {
                 /* The meta file first: a crash from here on leaves a part
                  * that a resume can prove and continue. */
                 if (!resuming && (r = part_reset(f)) != EXIT_OK)
                         return r;
-                r = meta_write(f, info);
+                r = meta_write(f, &f->info);
                 if (r < 0)
                         return fail("fetch", EXIT_LOCAL_IO, "local-io-error", "cannot write %s: %s",
                                     f->meta, strerror(-r));
         }
         f->sink.pos = f->local;
         set_keep(f);
+        progress_init(&f->progress, want_bar(f), f->info.size, f->req_offset);
+        return EXIT_OK;
+}
 
-        int err_no = 0;
-        progress_init(&f->progress, want_bar(f), info->size, req.offset);
-        catch_signals(true);
-        enum transfer_end end = transfer(f, sock, info->length, req.offset, &f->received, &err_no);
-        catch_signals(false);
-        if (end == TRANSFER_DONE && interrupted)
-                end = TRANSFER_SIGNAL;
-        if (end != TRANSFER_DONE)
-                return transfer_fail(f, end, err_no);
-        if (f->sink.escape && fflush(stdout) != 0)
-                return transfer_fail(f, TRANSFER_LOCAL, errno);
+/* The end of the transfer: its status, the digest check, the rename.
+ * Return: EXIT_OK, -EAGAIN to start over (f already reset), or the exit
+ * code. */
+static int end_check(struct fetch *f, int attempt, const struct answer *a)
+{
+        int r;
 
-        /* FILE_END: status, and with --verify the whole file's digest. */
-        r = file_client_read_frame(sock, NULL, body, sizeof body, 1 + NL_DIGEST_SIZE, &h, &n,
-                                   problem, sizeof problem);
-        progress_clear(&f->progress);
-        if (r < 0)
-                return file_client_fail("fetch", r, "the end-of-transfer frame", problem, f->keep);
-        if (h.type != NL_TYPE_FILE_END)
-                return fail(
-                        "fetch", EXIT_PROTOCOL, "protocol-error",
-                        "the server sent a frame of type 0x%02x after the data instead of "
-                        "FILE_END%s",
-                        h.type, f->keep);
-        if (h.status == NL_STATUS_CHANGED) {
+        if (a->status == NL_STATUS_CHANGED) {
                 /* Some of the bytes may come from the old file, some from the
                  * new: none can be trusted. */
                 if (!f->no_restart && attempt < FETCH_RESTARTS_MAX && !f->to_stdout &&
@@ -992,14 +1042,14 @@ static int fetch_netlab_once(struct fetch *f, int attempt)
                         (void) unlink(f->part);
                         (void) unlink(f->meta);
                 }
-                return file_client_refused(
-                        "fetch", &h, body, n,
-                        f->part_fd >= 0 ? "; the data received cannot be trusted and was removed"
-                                        : "; the data received cannot be trusted");
+                return answer_refused(a, f->part_fd >= 0
+                                                 ? "; the data received cannot be trusted and was "
+                                                   "removed"
+                                                 : "; the data received cannot be trusted");
         }
-        if (h.status != NL_STATUS_OK)
-                return file_client_refused("fetch", &h, body, n, f->keep);
-        if (file_end_decode(body, n, &f->has_digest, f->digest) < 0)
+        if (a->status != NL_STATUS_OK)
+                return answer_refused(a, f->keep);
+        if (file_end_decode(a->body, a->n, &f->has_digest, f->digest) < 0)
                 return fail("fetch", EXIT_PROTOCOL, "protocol-error",
                             "the server sent a malformed FILE_END%s", f->keep);
 
@@ -1012,7 +1062,7 @@ static int fetch_netlab_once(struct fetch *f, int attempt)
                                     "the server did not send the digest --verify asked for%s",
                                     f->keep);
                 progress_note(&f->progress, "verifying the SHA-256 of the whole file...");
-                r = digest_fd_range(f->part_fd, 0, info->size, mine);
+                r = digest_fd_range(f->part_fd, 0, f->info.size, mine);
                 progress_clear(&f->progress);
                 if (r < 0)
                         return fail("fetch", EXIT_LOCAL_IO, "local-io-error",
@@ -1030,7 +1080,370 @@ static int fetch_netlab_once(struct fetch *f, int attempt)
                                 got_hex, want_hex, f->part);
                 }
         }
-        return finish_file(f, info->size - f->start);
+        return finish_file(f, f->info.size - f->start);
+}
+
+/* ---- TCP: one connection, FILE_INFO, the bytes, FILE_END ---- */
+
+static int tcp_open(struct fetch *f, const struct file_request *req, struct answer *ret)
+{
+        char err[512], problem[512];
+        struct nl_header h;
+        size_t n;
+        int r;
+
+        f->sock = net_connect_tcp(settings.host, settings.fetch_port, settings.timeout_ms, err,
+                                  sizeof err);
+        if (f->sock < 0) {
+                part_forget_created(f);
+                return fail("fetch", EXIT_CONNECT, "connect-failed", "%s", err);
+        }
+        r = file_client_send(f->sock, req);
+        if (r < 0 && r != -EALREADY) {
+                part_forget_created(f);
+                if (r == -ETIMEDOUT)
+                        return fail("fetch", EXIT_TIMEOUT, "timeout",
+                                    "sending the request timed out");
+                return fail("fetch", EXIT_CONNECT, "connection-error",
+                            "sending the request failed: %s", strerror(-r));
+        }
+
+        r = file_client_read_frame(f->sock, "try --lab", f->frame, sizeof f->frame, NL_INFO_SIZE,
+                                   &h, &n, problem, sizeof problem);
+        if (r < 0) {
+                part_forget_created(f);
+                return file_client_fail("fetch", r, "an answer", problem, "");
+        }
+        if (h.type != NL_TYPE_FILE_INFO) {
+                part_forget_created(f);
+                return fail("fetch", EXIT_PROTOCOL, "protocol-error",
+                            "the server answered with a frame of type 0x%02x instead of FILE_INFO",
+                            h.type);
+        }
+        *ret = (struct answer) { .status = h.status, .body = f->frame, .n = n };
+        if (h.status == NL_STATUS_OK && file_info_decode(f->frame, n, &f->info) < 0) {
+                part_forget_created(f);
+                return fail("fetch", EXIT_PROTOCOL, "protocol-error",
+                            "the server sent a malformed FILE_INFO");
+        }
+        return EXIT_OK;
+}
+
+static void tcp_abort(struct fetch *f, const char *why)
+{
+        /* Closing the connection is all TCP can say. */
+        (void) why;
+        f->sock = safe_close(f->sock);
+}
+
+static int tcp_receive(struct fetch *f)
+{
+        int err_no = 0;
+        enum transfer_end end =
+                transfer(f, f->sock, f->info.length, f->req_offset, &f->received, &err_no);
+
+        if (end == TRANSFER_DONE && interrupted)
+                end = TRANSFER_SIGNAL;
+        if (end != TRANSFER_DONE)
+                return transfer_fail(f, end, err_no);
+        if (f->sink.escape && fflush(stdout) != 0)
+                return transfer_fail(f, TRANSFER_LOCAL, errno);
+        return EXIT_OK;
+}
+
+static int tcp_end(struct fetch *f, struct answer *ret)
+{
+        char problem[512];
+        struct nl_header h;
+        size_t n;
+
+        /* FILE_END: status, and with --verify the whole file's digest. */
+        int r = file_client_read_frame(f->sock, NULL, f->frame, sizeof f->frame,
+                                       1 + NL_DIGEST_SIZE, &h, &n, problem, sizeof problem);
+        progress_clear(&f->progress);
+        if (r < 0)
+                return file_client_fail("fetch", r, "the end-of-transfer frame", problem, f->keep);
+        if (h.type != NL_TYPE_FILE_END)
+                return fail(
+                        "fetch", EXIT_PROTOCOL, "protocol-error",
+                        "the server sent a frame of type 0x%02x after the data instead of "
+                        "FILE_END%s",
+                        h.type, f->keep);
+        *ret = (struct answer) { .status = h.status, .body = f->frame, .n = n };
+        return EXIT_OK;
+}
+
+static void tcp_close(struct fetch *f)
+{
+        f->sock = safe_close(f->sock);
+}
+
+static const struct transport transport_tcp = {
+        .open = tcp_open,
+        .abort = tcp_abort,
+        .receive = tcp_receive,
+        .end = tcp_end,
+        .close = tcp_close,
+};
+
+/* ---- UDP: netlab's reliable transfer (xfer-recv.c) ---- */
+
+/* Write iov (n_iov pieces) to the output.  Return: 0 or negative errno. */
+static int sink_writev(struct sink *s, struct iovec *iov, int n_iov)
+{
+        if (s->escape) {
+                for (int i = 0; i < n_iov; i++) {
+                        int r = sink_write(s, iov[i].iov_base, iov[i].iov_len);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        while (n_iov > 0) {
+                ssize_t k = s->seekable ? pwritev(s->fd, iov, n_iov, (off_t) s->pos)
+                                        : writev(s->fd, iov, n_iov);
+                if (k < 0 && errno == EINTR && interrupted)
+                        return -EINTR;
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN) {
+                        struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+                        (void) poll(&p, 1, -1);
+                        continue;
+                }
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EIO;
+                s->pos += (uint64_t) k;
+                /* A short write (a full disk, a pipe): go on after it. */
+                for (size_t left = (size_t) k; left > 0;) {
+                        if (left >= iov->iov_len) {
+                                left -= iov->iov_len;
+                                iov++;
+                                n_iov--;
+                        } else {
+                                iov->iov_base = (uint8_t *) iov->iov_base + left;
+                                iov->iov_len -= left;
+                                left = 0;
+                        }
+                }
+        }
+        return 0;
+}
+
+static int udp_deliver(void *userdata, struct iovec *iov, int n_iov, size_t n)
+{
+        struct fetch *f = userdata;
+
+        if (iov) {
+                int r = sink_writev(&f->sink, iov, n_iov);
+                if (r < 0)
+                        return r;
+        }
+        f->received += n;
+        progress_update(&f->progress, f->req_offset + f->received);
+        return 0;
+}
+
+/* A signal stopped the handshake: nothing was received, so die of it as
+ * the default action would have (see catch_signals()). */
+static int die_of_signal(struct fetch *f)
+{
+        int sig = interrupted;
+
+        part_forget_created(f);
+        catch_signals(false);
+        (void) signal(sig, SIG_DFL);
+        (void) raise(sig);
+        return 128 + sig;
+}
+
+static int udp_open(struct fetch *f, const struct file_request *req, struct answer *ret)
+{
+        uint8_t frame[NL_HEADER_SIZE + NL_FILE_REQUEST_MAX];
+        int n = file_request_encode(frame, sizeof frame, req);
+
+        if (n < NL_HEADER_SIZE)
+                return fail("fetch", EXIT_FAILURE_OTHER, "internal-error",
+                            "cannot encode the request");
+        /* The REQUEST carries the FILE_GET body exactly as over TCP. */
+        memcpy(f->get, frame + NL_HEADER_SIZE, (size_t) n - NL_HEADER_SIZE);
+        f->xparams = (struct xfer_recv_params) {
+                .host = settings.host,
+                .port = settings.fetch_port,
+                .get = f->get,
+                .get_len = (size_t) n - NL_HEADER_SIZE,
+                .block_max = f->block_size,
+                .window = f->window,
+                .timeout_usec = settings.timeout_ms * 1000u,
+                .discard = f->discard,
+                .deliver = udp_deliver,
+                .userdata = f,
+                .interrupted = &interrupted,
+        };
+        if (xfer_recv_new(&f->xparams, &f->xrep, &f->xr) < 0)
+                return fail("fetch", EXIT_FAILURE_OTHER, "internal-error", "out of memory");
+
+        /* From the first REQUEST on: a ^C must reach the server. */
+        catch_signals(true);
+        int r = xfer_recv_handshake(f->xr, &f->info);
+        switch (r) {
+        case XFER_RECV_OK:
+                *ret = (struct answer) { .status = NL_STATUS_OK };
+                return EXIT_OK;
+        case XFER_RECV_REFUSED:
+                *ret = (struct answer) { .status = f->xrep.status, .body = f->xrep.text,
+                                         .n = f->xrep.text_len };
+                return EXIT_OK;
+        case XFER_RECV_SIGNAL:
+                return die_of_signal(f);
+        default:
+                break;
+        }
+        part_forget_created(f);
+        switch (r) {
+        case XFER_RECV_TIMEOUT:
+                return fail("fetch", EXIT_TIMEOUT, "timeout", "%s", f->xrep.problem);
+        case XFER_RECV_UNREACHABLE:
+                return fail("fetch", EXIT_CONNECT, "connect-failed", "%s", f->xrep.problem);
+        case XFER_RECV_PROTOCOL:
+                return fail("fetch", EXIT_PROTOCOL, "protocol-error", "%s", f->xrep.problem);
+        case XFER_RECV_NOMEM:
+                return fail("fetch", EXIT_FAILURE_OTHER, "internal-error", "out of memory");
+        default:
+                return fail("fetch", EXIT_CONNECT, "connection-error",
+                            "the request to %s port %u failed: %s", settings.host,
+                            settings.fetch_port, strerror(f->xrep.err));
+        }
+}
+
+static void udp_abort(struct fetch *f, const char *why)
+{
+        xfer_recv_abort(f->xr, NL_STATUS_BAD_REQUEST, why);
+}
+
+static int udp_receive(struct fetch *f)
+{
+        int r = xfer_recv_data(f->xr);
+
+        if (r == XFER_RECV_OK && interrupted)
+                r = XFER_RECV_SIGNAL;
+        switch (r) {
+        case XFER_RECV_OK:
+                if (f->sink.escape && fflush(stdout) != 0)
+                        return transfer_fail(f, TRANSFER_LOCAL, errno);
+                return EXIT_OK;
+        case XFER_RECV_REFUSED:
+                progress_clear(&f->progress);
+                if (f->xrep.status == NL_STATUS_TIMEOUT) {
+                        /* The server gave up waiting for our ACKs (a lossy
+                         * path): a timeout like ours, not a refusal. */
+                        char esc[NL_ERROR_TEXT_MAX * 4 + 8], where[128];
+                        (void) text_escape(esc, sizeof esc, f->xrep.text, f->xrep.text_len);
+                        transfer_where(f, where, sizeof where);
+                        return fail("fetch", EXIT_TIMEOUT, "timeout",
+                                    "the server gave up (timeout): %s, %s%s", esc, where,
+                                    f->keep);
+                }
+                return answer_refused(&(struct answer) { .status = f->xrep.status,
+                                                         .body = f->xrep.text,
+                                                         .n = f->xrep.text_len },
+                                      f->keep);
+        case XFER_RECV_TIMEOUT:
+                return transfer_fail(f, TRANSFER_NET, ETIMEDOUT);
+        case XFER_RECV_GONE:
+                return transfer_fail(f, TRANSFER_GONE, 0);
+        case XFER_RECV_PROTOCOL:
+                progress_clear(&f->progress);
+                return fail("fetch", EXIT_PROTOCOL, "protocol-error", "%s%s", f->xrep.problem,
+                            f->keep);
+        case XFER_RECV_LOCAL:
+                return transfer_fail(f, TRANSFER_LOCAL, f->xrep.err);
+        case XFER_RECV_SIGNAL:
+                return transfer_fail(f, TRANSFER_SIGNAL, 0);
+        case XFER_RECV_NOMEM:
+                progress_clear(&f->progress);
+                return fail("fetch", EXIT_FAILURE_OTHER, "internal-error", "out of memory%s",
+                            f->keep);
+        default:
+                return transfer_fail(f, TRANSFER_NET, f->xrep.err);
+        }
+}
+
+static int udp_end(struct fetch *f, struct answer *ret)
+{
+        /* xfer_recv_data() returned at the END (and answered it). */
+        progress_clear(&f->progress);
+        *ret = (struct answer) { .status = f->xrep.status, .body = f->xrep.text,
+                                 .n = f->xrep.text_len };
+        return EXIT_OK;
+}
+
+static void udp_close(struct fetch *f)
+{
+        if (f->xr)
+                xfer_recv_linger(f->xr);
+        f->xr = xfer_recv_free(f->xr);
+        catch_signals(false);
+}
+
+static const struct transport transport_udp = {
+        .open = udp_open,
+        .abort = udp_abort,
+        .receive = udp_receive,
+        .end = udp_end,
+        .close = udp_close,
+};
+
+/* One attempt: request, FILE_INFO, data, FILE_END, whatever the transport.
+ * Return: EXIT_OK, -EAGAIN to start over (f already reset), or the exit code
+ * (reported). */
+static int fetch_netlab_attempt(struct fetch *f, const struct transport *t, int attempt)
+{
+        bool resuming = f->local > 0;
+        struct file_request req;
+        struct answer a;
+        int r;
+
+        r = request_build(f, &req);
+        if (r != EXIT_OK)
+                return r;
+        f->req_offset = req.offset;
+        f->received = 0;
+
+        r = t->open(f, &req, &a);
+        if (r != EXIT_OK)
+                return r;
+        if (a.status != NL_STATUS_OK)
+                return on_refused(f, attempt, resuming, &a);
+        r = info_check(f, t, req.offset);
+        if (r != EXIT_OK)
+                return r;
+        r = data_prepare(f, resuming);
+        if (r != EXIT_OK)
+                return r;
+
+        catch_signals(true);
+        r = t->receive(f);
+        if (r != EXIT_OK)
+                return r;
+        /* Past the data, the default actions leave the files resumable. */
+        catch_signals(false);
+        r = t->end(f, &a);
+        if (r != EXIT_OK)
+                return r;
+        return end_check(f, attempt, &a);
+}
+
+static int fetch_netlab_once(struct fetch *f, int attempt)
+{
+        const struct transport *t = f->udp ? &transport_udp : &transport_tcp;
+        int r = fetch_netlab_attempt(f, t, attempt);
+
+        t->close(f);
+        catch_signals(false);
+        return r;
 }
 
 static int fetch_netlab(struct fetch *f)
@@ -1178,6 +1591,8 @@ int cmd_fetch(int argc, char **argv)
                 OPT_NO_VERIFY,
                 OPT_DISCARD,
                 OPT_UDP,
+                OPT_BLOCK_SIZE,
+                OPT_WINDOW,
         };
         static const struct option options[] = {
                 COMMON_LONG_OPTIONS,
@@ -1191,6 +1606,8 @@ int cmd_fetch(int argc, char **argv)
                 { "lab", no_argument, NULL, OPT_LAB },
                 { "no-lab", no_argument, NULL, OPT_NO_LAB },
                 { "udp", no_argument, NULL, OPT_UDP },
+                { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
+                { "window", required_argument, NULL, OPT_WINDOW },
                 {}
         };
         struct fetch f = {
@@ -1198,9 +1615,12 @@ int cmd_fetch(int argc, char **argv)
                 .verify = settings.fetch_verify,
                 .part_fd = -1,
                 .sink = { .fd = -1, .pipe = { -1, -1 } },
+                .sock = -1,
         };
         const char *out_arg = NULL;
-        bool udp = false, no_restart_given = false;
+        const char *udp_only = NULL; /* an option that needs --udp */
+        bool no_restart_given = false, lab_given = false;
+        uint64_t v;
         int c;
 
         /* Options may follow PATH (getopt permutes; "--" ends them).  0,
@@ -1244,13 +1664,31 @@ int cmd_fetch(int argc, char **argv)
                         f.discard = true;
                         break;
                 case OPT_LAB:
-                        f.lab = true;
+                        f.lab = lab_given = true;
                         break;
                 case OPT_NO_LAB:
-                        f.lab = false;
+                        f.lab = lab_given = false;
                         break;
                 case OPT_UDP:
-                        udp = true;
+                        f.udp = true;
+                        break;
+                case OPT_BLOCK_SIZE:
+                        if (num_parse_u64(optarg, NL_XFER_BLOCK_MIN, NL_XFER_BLOCK_MAX, &v) < 0)
+                                return usage_error(
+                                        "fetch: --block-size: \"%s\" is not a block size from "
+                                        "%u to %u bytes",
+                                        optarg, NL_XFER_BLOCK_MIN, NL_XFER_BLOCK_MAX);
+                        f.block_size = (uint32_t) v;
+                        udp_only = "--block-size";
+                        break;
+                case OPT_WINDOW:
+                        if (num_parse_u64(optarg, 1, NL_XFER_WINDOW_MAX, &v) < 0)
+                                return usage_error(
+                                        "fetch: --window: \"%s\" is not a number of blocks from "
+                                        "1 to %u",
+                                        optarg, NL_XFER_WINDOW_MAX);
+                        f.window = (uint32_t) v;
+                        udp_only = "--window";
                         break;
                 case ':':
                         return usage_error("fetch: option %s needs a value", argv[optind - 1]);
@@ -1259,8 +1697,14 @@ int cmd_fetch(int argc, char **argv)
                                            argv[optind - 1]);
                 }
         }
-        if (udp)
-                return usage_error("fetch: --udp: file transfer over UDP is not implemented yet");
+        if (udp_only && !f.udp)
+                return usage_error("fetch: %s only applies with --udp", udp_only);
+        if (f.udp && f.lab) {
+                /* lab = true from the INI file gives way to --udp. */
+                if (lab_given)
+                        return usage_error("fetch: --udp: the lab download has no UDP form");
+                f.lab = false;
+        }
 
         int n_args = argc - optind;
         if (n_args > 1 && f.resume && strcmp(argv[optind], "-") == 0)
@@ -1338,12 +1782,13 @@ int cmd_fetch(int argc, char **argv)
         _cleanup_close_ int device_fd = -1;
         int r;
         if (f.discard)
-                r = sink_init(&f.sink, -1, false, false);
+                r = sink_init(&f.sink, -1, false, false, f.udp);
         else if (f.to_stdout) {
                 struct stat st;
                 bool reg = fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode);
                 /* A regular file behind stdout is written at its own position. */
-                r = sink_init(&f.sink, STDOUT_FILENO, false, isatty(STDOUT_FILENO) && !reg);
+                r = sink_init(&f.sink, STDOUT_FILENO, false, isatty(STDOUT_FILENO) && !reg,
+                              f.udp);
         } else if (f.to_device) {
                 /* O_NONBLOCK: a FIFO nobody reads fails now instead of hanging. */
                 device_fd = open(f.out, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -1352,7 +1797,7 @@ int cmd_fetch(int argc, char **argv)
                                     f.out,
                                     errno == ENXIO ? "it is a FIFO that nobody reads"
                                                    : strerror(errno));
-                r = sink_init(&f.sink, device_fd, false, isatty(device_fd));
+                r = sink_init(&f.sink, device_fd, false, isatty(device_fd), f.udp);
         } else {
                 if (f.lab && f.resume && access(f.part, F_OK) < 0 && errno == ENOENT) {
                         /* The lab client resumes its destination file itself;
@@ -1391,7 +1836,7 @@ int cmd_fetch(int argc, char **argv)
                                 f.verify = false;
                         }
                 }
-                r = sink_init(&f.sink, f.part_fd, true, false);
+                r = sink_init(&f.sink, f.part_fd, true, false, f.udp);
         }
         if (r < 0) {
                 f.part_fd = safe_close(f.part_fd);

@@ -53,25 +53,38 @@ static int connect_from(struct udp_peer *p, struct addrinfo *from)
         return last;
 }
 
-int udp_peer_open(struct udp_peer *p, const char *host, uint16_t port, char *err, size_t err_size)
+int udp_resolve(const char *host, uint16_t port, struct addrinfo **ret, char *err, size_t err_size)
 {
         struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_ADDRCONFIG };
+        struct addrinfo *res = NULL;
         char service[8];
+        int r;
+
+        (void) xsnprintf(service, sizeof service, "%u", port);
+        r = getaddrinfo(host, service, &hints, &res);
+        if (r == EAI_NONAME) {
+                /* A loopback-only machine has no "configured" address family. */
+                hints.ai_flags = 0;
+                r = getaddrinfo(host, service, &hints, &res);
+        }
+        if (r != 0) {
+                (void) xsnprintf(err, err_size, "cannot resolve \"%s\": %s", host, gai_strerror(r));
+                return -EHOSTUNREACH;
+        }
+        *ret = res;
+        return 0;
+}
+
+int udp_peer_open(struct udp_peer *p, const char *host, uint16_t port, char *err, size_t err_size)
+{
         int r;
 
         *p = (struct udp_peer) { .fd = -1, .host = host, .port = port };
 
-        (void) xsnprintf(service, sizeof service, "%u", port);
-        r = getaddrinfo(host, service, &hints, &p->addrs);
-        if (r == EAI_NONAME) {
-                /* A loopback-only machine has no "configured" address family. */
-                hints.ai_flags = 0;
-                r = getaddrinfo(host, service, &hints, &p->addrs);
-        }
-        if (r != 0) {
+        r = udp_resolve(host, port, &p->addrs, err, err_size);
+        if (r < 0) {
                 p->addrs = NULL;
-                (void) xsnprintf(err, err_size, "cannot resolve \"%s\": %s", host, gai_strerror(r));
-                return -EHOSTUNREACH;
+                return r;
         }
 
         r = connect_from(p, p->addrs);

@@ -394,12 +394,19 @@ static void read_value(struct config_report *rep, const config_setting_t *s, con
         }
 }
 
+/* Keys a listener block may not take here but would take with the same
+ * service over the other transport (lab_file on a udp file listener). */
+struct other_keys {
+        const struct config_key *keys;
+        const char *why;               /* "only tcp listeners of service file take this key" */
+};
+
 /* Read the members of a group setting using up to three key tables. */
 static void read_group3(struct config_report *rep, const config_setting_t *group,
                         const struct config_key *keys, void *target,
                         const struct config_key *keys2, void *target2,
                         const struct config_key *keys3, void *target3, const char *where,
-                        const char *unknown_hint)
+                        const char *unknown_hint, const struct other_keys *other)
 {
         int n = config_setting_length(group);
 
@@ -414,21 +421,27 @@ static void read_group3(struct config_report *rep, const config_setting_t *group
                         read_value(rep, s, k, target2, where);
                 else if (keys3 && (k = find_key(keys3, name)))
                         read_value(rep, s, k, target3, where);
+                else if (other && find_key(other->keys, name))
+                        report(rep, (int) config_setting_source_line(s), "%s%s: %s", where, name,
+                               other->why);
                 else
                         report(rep, (int) config_setting_source_line(s), "%sunknown key '%s'%s",
                                where, name, unknown_hint ? unknown_hint : "");
         }
 
-        for (const struct config_key *t = keys; t && t->name; t++)
-                if (t->required && !config_setting_get_member(group, t->name))
-                        report(rep, (int) config_setting_source_line(group),
-                               "%smissing required key '%s'", where, t->name);
+        /* Every table's required keys: a service's too (a file listener's root). */
+        const struct config_key *tables[] = { keys, keys2, keys3 };
+        for (size_t i = 0; i < ELEMENTSOF(tables); i++)
+                for (const struct config_key *t = tables[i]; t && t->name; t++)
+                        if (t->required && !config_setting_get_member(group, t->name))
+                                report(rep, (int) config_setting_source_line(group),
+                                       "%smissing required key '%s'", where, t->name);
 }
 
 static void read_group(struct config_report *rep, const config_setting_t *group,
                        const struct config_key *keys, void *target, const char *where)
 {
-        read_group3(rep, group, keys, target, NULL, NULL, NULL, NULL, where, NULL);
+        read_group3(rep, group, keys, target, NULL, NULL, NULL, NULL, where, NULL, NULL);
 }
 
 static bool is_group(struct config_report *rep, const config_setting_t *s, const char *what)
@@ -483,10 +496,21 @@ static void read_listener(struct config_report *rep, const config_setting_t *s, 
                 return;
         }
 
-        /* The service decides which extra keys are allowed, so find it first. */
+        /* The service decides which extra keys are allowed, so find it first,
+         * by name and transport: "file" over tcp and over udp are two
+         * services.  A transport the service does not run over is reported
+         * below; its keys are still read, so one run shows every problem. */
+        const config_setting_t *tr = config_setting_get_member(s, "transport");
+        int socktype = 0;
+        if (tr && config_setting_type(tr) == CONFIG_TYPE_STRING) {
+                const char *t = config_setting_get_string(tr);
+                socktype = strcmp(t, "tcp") == 0 ? SOCK_STREAM : strcmp(t, "udp") == 0 ? SOCK_DGRAM : 0;
+        }
         if (svc && config_setting_type(svc) == CONFIG_TYPE_STRING) {
                 const char *name = config_setting_get_string(svc);
-                l->service = service_find(name);
+                l->service = service_find(name, socktype);
+                if (!l->service)
+                        l->service = service_find(name, 0);
                 if (!l->service) {
                         char esc[64], list[256] = "";
                         size_t n_services;
@@ -494,8 +518,10 @@ static void read_listener(struct config_report *rep, const config_setting_t *s, 
 
                         for (size_t i = 0; i < n_services; i++) {
                                 size_t used = strlen(list);
+                                if (service_find(table[i]->name, 0) != table[i])
+                                        continue; /* the same name over another transport */
                                 (void) xsnprintf(list + used, sizeof list - used, "%s%s",
-                                                 i ? ", " : "", table[i]->name);
+                                                 used ? ", " : "", table[i]->name);
                         }
                         text_escape(esc, sizeof esc, (const uint8_t *) name, strlen(name));
                         report(rep, (int) config_setting_source_line(svc),
@@ -521,11 +547,22 @@ static void read_listener(struct config_report *rep, const config_setting_t *s, 
                 }
         }
 
-        char hint[64] = "";
-        if (l->service)
+        char hint[64] = "", other_why[96] = "";
+        struct other_keys other = {};
+        if (l->service) {
+                int other_type = l->service->socktype == SOCK_STREAM ? SOCK_DGRAM : SOCK_STREAM;
+                const struct service *sibling = service_find(l->service->name, other_type);
+
                 (void) xsnprintf(hint, sizeof hint, " (for service %s)", l->service->name);
+                if (sibling) {
+                        (void) xsnprintf(other_why, sizeof other_why,
+                                         "only %s listeners of service %s take this key",
+                                         other_type == SOCK_STREAM ? "tcp" : "udp", sibling->name);
+                        other = (struct other_keys) { .keys = sibling->keys, .why = other_why };
+                }
+        }
         read_group3(rep, s, listener_keys, l, l->service ? l->service->keys : NULL, l->options,
-                    dgram_keys, &l->dgram, where, hint);
+                    dgram_keys, &l->dgram, where, hint, other.keys ? &other : NULL);
 
         if (!l->service || !l->name || !l->transport_name || !l->address)
                 return;
@@ -822,7 +859,14 @@ void config_list_keys(FILE *f)
         list_table(f, "listener[transport=udp]", dgram_keys);
         for (size_t i = 0; i < n; i++) {
                 char section[64];
-                (void) xsnprintf(section, sizeof section, "listener[service=%s]", table[i]->name);
+                int other_type = table[i]->socktype == SOCK_STREAM ? SOCK_DGRAM : SOCK_STREAM;
+
+                /* A name with a service per transport names the transport too. */
+                if (service_find(table[i]->name, other_type))
+                        (void) xsnprintf(section, sizeof section, "listener[service=%s,transport=%s]",
+                                         table[i]->name, table[i]->socktype == SOCK_STREAM ? "tcp" : "udp");
+                else
+                        (void) xsnprintf(section, sizeof section, "listener[service=%s]", table[i]->name);
                 list_table(f, section, table[i]->keys);
         }
 }

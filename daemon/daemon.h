@@ -85,6 +85,10 @@ void listeners_close_all(struct daemon *d);
 /* In a freshly forked child: close every listener fd without touching sd-event. */
 void listeners_close_in_child(struct daemon *d);
 
+/* A child was reaped (main.c's SIGCHLD handler): the datagram services that
+ * fork (dgram_spawn(), dgram.h) forget it. */
+void listeners_child_exited(struct daemon *d, pid_t pid);
+
 /* Free refusals in flight (shutdown). */
 void refusals_free_all(struct daemon *d);
 

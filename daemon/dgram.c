@@ -97,19 +97,21 @@ static void want_report(struct dgram *dg, enum dgram_counter c, uint64_t now)
         dg->counters[c]++;
 }
 
-int dgram_new(sd_event *event, struct shared_stats *stats, const struct listener_config *lc,
-              const struct dgram *old, struct dgram **ret)
+int dgram_new(struct daemon *d, const struct listener_config *lc, const struct dgram *old,
+              struct dgram **ret)
 {
+        sd_event *event = d->event;
         const struct service *svc = lc->service;
         struct dgram *dg = calloc(1, sizeof *dg);
         int r;
 
         if (!dg)
                 return log_error_errno(ENOMEM, "listener '%s': cannot set up", lc->name);
+        dg->daemon = d;
         dg->event = event;
         dg->cfg = lc;
         dg->service = svc;
-        dg->stats = stats;
+        dg->stats = d->stats;
 
         r = io_ref();
         if (r < 0) {
@@ -337,4 +339,15 @@ void dgram_log_request(struct dgram_ctx *ctx, struct request_log *entry)
         entry->remote_addr = peer.remote_addr;
         entry->remote_port = peer.remote_port;
         log_request(entry);
+}
+
+void dgram_count_drop(struct dgram_ctx *ctx)
+{
+        want_report(ctx->dgram, DGRAM_DROP_OTHER, ctx->now_usec);
+}
+
+void dgram_child_exited(struct dgram *dg, pid_t pid)
+{
+        if (dg && dg->state && dg->service->dgram_child_exited)
+                dg->service->dgram_child_exited(dg->state, pid);
 }

@@ -3,8 +3,9 @@
  * Runs in the supervisor.  Binds (or adopts from systemd) one socket per
  * configured listener, accepts without blocking, checks the limits, and forks
  * one child per connection; a connection over a limit gets the service's
- * "busy" refusal instead, answered here without blocking.  Reload swaps the
- * set of sockets all-or-nothing. */
+ * "busy" refusal instead, answered here without blocking.  Datagram services
+ * get their children through dgram_spawn() (here too: one place forks).
+ * Reload swaps the set of sockets all-or-nothing. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,20 +29,23 @@
 
 extern const struct service svc_message;
 extern const struct service svc_file_tcp;
+extern const struct service svc_file_udp;
 extern const struct service svc_echo;
 extern const struct service svc_guess;
 
 static const struct service *const services[] = {
         &svc_message,
         &svc_file_tcp,
+        &svc_file_udp,
         &svc_echo,
         &svc_guess,
 };
 
-const struct service *service_find(const char *name)
+const struct service *service_find(const char *name, int socktype)
 {
         for (size_t i = 0; i < ELEMENTSOF(services); i++)
-                if (strcmp(services[i]->name, name) == 0)
+                if (strcmp(services[i]->name, name) == 0 &&
+                    (socktype == 0 || services[i]->socktype == socktype))
                         return services[i];
         return NULL;
 }
@@ -217,6 +221,19 @@ static void refuse(struct daemon *d, struct listener *l, int fd, unsigned status
         d->n_refusals++;
 }
 
+/* What a client over a global limit is told; r: children_check_limits()'s. */
+static void busy_text(const struct limits_config *lim, int r, const char *remote_addr, char *buf, size_t size)
+{
+        if (r == -EBUSY)
+                (void) xsnprintf(buf, size, "server busy: all %lld client slots are in use, try again later",
+                                 (long long) lim->max_children);
+        else
+                (void) xsnprintf(buf, size,
+                                 "server busy: %s already has %lld connection(s) being served, "
+                                 "the most one address may have; try again later",
+                                 remote_addr, (long long) lim->max_per_source);
+}
+
 /* ---- the child ---- */
 
 static void reset_signals(void)
@@ -232,6 +249,15 @@ static void reset_signals(void)
         (void) signal(SIGPIPE, SIG_IGN);
         (void) sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* A child's last step: its request counts and bytes go to the shared stats. */
+static _Noreturn void child_exit(struct daemon *d, int r, uint64_t bytes_in, uint64_t bytes_out)
+{
+        __atomic_add_fetch(&d->stats->requests, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&d->stats->bytes_in, bytes_in, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&d->stats->bytes_out, bytes_out, __ATOMIC_RELAXED);
+        _exit(r == -ENOMEM ? 1 : 0);
 }
 
 static _Noreturn void child_main(struct daemon *d, struct listener *l, int fd,
@@ -254,10 +280,70 @@ static _Noreturn void child_main(struct daemon *d, struct listener *l, int fd,
         if (c.fd >= 0)
                 c.fd = safe_close(c.fd);
 
-        __atomic_add_fetch(&d->stats->requests, 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&d->stats->bytes_in, c.bytes_in, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&d->stats->bytes_out, c.bytes_out, __ATOMIC_RELAXED);
-        _exit(r == -ENOMEM ? 1 : 0);
+        child_exit(d, r, c.bytes_in, c.bytes_out);
+}
+
+/* ---- children of datagram services ---- */
+
+pid_t dgram_spawn(struct dgram_ctx *ctx, dgram_child_fn fn, void *userdata, char *ret_text, size_t text_size)
+{
+        struct daemon *d = ctx->dgram->daemon;
+        struct in6_addr source;
+
+        if (!d)
+                return -EOPNOTSUPP;
+
+        const struct limits_config *lim = &d->config->limits;
+        children_source_key(ctx->peer, &source);
+        int r = children_check_limits(&d->children, &source, (uint64_t) lim->max_children,
+                                      (uint64_t) lim->max_per_source);
+        if (r < 0) {
+                struct conn peer = {};
+                conn_set_peer(&peer, ctx->peer, ctx->peer_len);
+                busy_text(lim, r, peer.remote_addr, ret_text, text_size);
+                d->n_refused++;
+                return r;
+        }
+
+#if HAVE__FORK
+        pid_t pid = _Fork();
+#else
+        pid_t pid = fork();
+#endif
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                reset_signals();
+                listeners_close_in_child(d);
+
+                struct dgram_child c = {
+                        .listener = ctx->listener,
+                        .limits = lim,
+                        .start_usec = now_usec(),
+                };
+                r = fn(&c, userdata);
+                child_exit(d, r, c.bytes_in, c.bytes_out);
+        }
+
+        if (children_add(&d->children, pid, &source, ctx->listener->name) < 0) {
+                /* As for a stream child: not run untracked.  It is reaped
+                 * unknown, so no service hears of it. */
+                log_msg(LOG_ERR, "out of memory recording child %d, ending it", (int) pid);
+                (void) kill(pid, SIGKILL);
+                return -ENOMEM;
+        }
+        d->n_accepted++;
+        daemon_status_changed(d);
+        return pid;
+}
+
+void listeners_child_exited(struct daemon *d, pid_t pid)
+{
+        /* Every udp listener's service may own it: after a reload that
+         * renamed a listener the child's recorded name no longer matches,
+         * but its state (handed over) still holds the pid. */
+        for (size_t i = 0; i < d->n_listeners; i++)
+                dgram_child_exited(d->listeners[i]->dg, pid);
 }
 
 /* ---- accepting ---- */
@@ -300,15 +386,7 @@ static void handle_connection(struct listener *l, int fd, const struct sockaddr_
         if (r < 0) {
                 struct conn peer = {};
                 conn_set_peer(&peer, (const struct sockaddr *) ss, len);
-                if (r == -EBUSY)
-                        (void) xsnprintf(text, sizeof text,
-                                         "server busy: all %lld client slots are in use, try again later",
-                                         (long long) lim->max_children);
-                else
-                        (void) xsnprintf(text, sizeof text,
-                                         "server busy: %s already has %lld connection(s) being served, "
-                                         "the most one address may have; try again later",
-                                         peer.remote_addr, (long long) lim->max_per_source);
+                busy_text(lim, r, peer.remote_addr, text, sizeof text);
                 log_request(&(struct request_log) {
                         .listener = l->cfg->name, .service = l->cfg->service->name,
                         .remote_addr = peer.remote_addr, .remote_port = peer.remote_port,
@@ -384,7 +462,9 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userd
 
 /* ---- binding and adopting sockets ---- */
 
-static int bind_socket(const struct listener_config *lc)
+/* A socket for lc, bound (and listening for TCP).  reuseport: set
+ * SO_REUSEPORT before bind.  Return: the fd, or negative errno. */
+static int bind_one(const struct listener_config *lc, bool reuseport)
 {
         _cleanup_close_ int fd = -1;
         int one = 1, zero = 0;
@@ -396,6 +476,8 @@ static int bind_socket(const struct listener_config *lc)
          * second program bind our port and share our datagrams. */
         if (lc->socktype == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
                 return -errno;
+        if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+                return -errno;
         /* "::" serves IPv4 too, whatever net.ipv6.bindv6only says. */
         if (lc->sockaddr.ss_family == AF_INET6 &&
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0)
@@ -405,6 +487,44 @@ static int bind_socket(const struct listener_config *lc)
         if (lc->socktype == SOCK_STREAM && listen(fd, (int) lc->backlog) < 0)
                 return -errno;
         return TAKE_FD(fd);
+}
+
+static int bind_socket(const struct listener_config *lc)
+{
+        if (lc->socktype != SOCK_DGRAM || !lc->service->dgram_reuseport)
+                return bind_one(lc, false);
+
+        /* The service's children share the port through SO_REUSEPORT (a
+         * transfer keeps the listener's port: NAT and firewalls pass it).
+         * But with SO_REUSEPORT a second netlabd (same uid) could bind the
+         * port too and silently get half the requests.  So bind once
+         * without it first: anybody already on the port makes that fail
+         * with EADDRINUSE, loudly, as for every other listener.  UDP has no
+         * TIME_WAIT, so the port is free again as soon as the probe closes. */
+        int probe = bind_one(lc, false);
+        if (probe < 0)
+                return probe;
+        (void) close(probe);
+        return bind_one(lc, true);
+}
+
+/* Make a socket we did not bind ourselves (passed by systemd, or kept over
+ * a reload from a service that did not want it) fit lc's service: set or
+ * clear SO_REUSEPORT.  It works after bind(); a child can join the port
+ * only if its socket has the same owner uid as this one (else it falls
+ * back to a port of its own).  Return: 0, or negative errno. */
+static int fit_reuseport(int fd, const struct listener_config *lc)
+{
+        int want = lc->socktype == SOCK_DGRAM && lc->service->dgram_reuseport, have = 0;
+        socklen_t len = sizeof have;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &have, &len) < 0)
+                return -errno;
+        if (!have == !want)
+                return 0;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &want, sizeof want) < 0)
+                return -errno;
+        return 0;
 }
 
 /* Does a socket systemd passed fit the listener?  Return: NULL or why not. */
@@ -593,8 +713,7 @@ int listeners_apply(struct daemon *d, struct config *config)
          * hands its service state (guess rounds in play) over. */
         for (size_t i = 0; i < n && r >= 0; i++)
                 if (config->listeners[i].socktype == SOCK_DGRAM)
-                        r = dgram_new(d->event, d->stats, &config->listeners[i], next[i]->dg,
-                                      &next[i]->dg_next);
+                        r = dgram_new(d, &config->listeners[i], next[i]->dg, &next[i]->dg_next);
 
         if (r >= 0) {
                 /* Watch the new sockets before touching anything that runs. */
@@ -643,6 +762,14 @@ int listeners_apply(struct daemon *d, struct config *config)
                 bool fresh = next[i]->cfg == NULL;
 
                 next[i]->cfg = &config->listeners[i];
+                /* A passed or kept socket may now serve a service that shares
+                 * its port with children, or no longer. */
+                int k = fit_reuseport(next[i]->fd, next[i]->cfg);
+                if (k < 0)
+                        log_error_errno(k, "listener '%s': cannot %s SO_REUSEPORT%s", next[i]->cfg->name,
+                                        next[i]->cfg->service->dgram_reuseport ? "set" : "clear",
+                                        next[i]->cfg->service->dgram_reuseport ?
+                                        "; transfers will use ports of their own" : "");
                 dgram_free(next[i]->dg);
                 next[i]->dg = TAKE_PTR(next[i]->dg_next);
                 if (fresh) {

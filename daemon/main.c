@@ -160,6 +160,11 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void on_child_exit(const struct child *c, const siginfo_t *si, void *userdata)
 {
+        struct daemon *d = userdata;
+
+        /* A transfer child of a udp listener leaves that listener's table. */
+        listeners_child_exited(d, c->pid);
+
         if (si->si_code == CLD_EXITED) {
                 if (si->si_status != 0)
                         log_msg(LOG_WARNING, "child %d (listener '%s') exited with status %d",

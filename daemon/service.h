@@ -5,7 +5,13 @@
  * child, one per connection; refuse_stream() runs in the supervisor and must
  * not block.  A datagram service's on_datagram() runs in the supervisor for
  * each datagram the guard (guard.h) let through, must not block, allocates
- * nothing and keeps bounded state (dgram.h). */
+ * nothing and keeps bounded state (dgram.h).  A datagram service may hand a
+ * validated peer to a forked child of its own (dgram_spawn(), dgram.h: the
+ * udp file service's transfers) and then hears of that child's end through
+ * dgram_child_exited().
+ *
+ * A service name may appear twice, once per transport ("file" over tcp and
+ * over udp): the config's (service, transport) pair picks the descriptor. */
 #pragma once
 
 #include <stdbool.h>
@@ -60,6 +66,17 @@ struct service {
         /* Answer one datagram in place: buf holds its len bytes and has room
          * for cap.  Return: the reply's size (in buf), or -1 for no reply. */
         ssize_t (*on_datagram)(void *state, struct dgram_ctx *ctx, uint8_t *buf, size_t len, size_t cap);
+
+        /* A child this service started with dgram_spawn() on this listener
+         * (or on the listener whose state was handed over at a reload) was
+         * reaped.  Called for every reaped child on every udp listener of
+         * the service: a pid the state does not know is not its own.  NULL:
+         * the service never forks. */
+        void (*dgram_child_exited)(void *state, pid_t pid);
+
+        /* The listening socket gets SO_REUSEPORT, so a child can bind a
+         * socket of its own to the same address and port (listener.c). */
+        bool dgram_reuseport;
 };
 
 /* listener.c: the table of services. */
@@ -71,5 +88,8 @@ struct service {
 int service_refuse_in_form(int fd, const uint8_t *first, size_t n_first, uint8_t frame_type,
                            unsigned status, const char *text);
 
-const struct service *service_find(const char *name);
+/* The service called name over socktype (SOCK_STREAM or SOCK_DGRAM), or,
+ * with socktype 0, the first service called name whatever its transport.
+ * Return: the descriptor, or NULL. */
+const struct service *service_find(const char *name, int socktype);
 const struct service *const *service_table(size_t *ret_n);

@@ -885,7 +885,9 @@ def test_exit_connect(ctl_ini, out_dir):
 
 
 @pytest.mark.parametrize("args, text", [
-    (["--udp", "f"], b"netlabctl: fetch: --udp: file transfer over UDP is not implemented yet\n"),
+    (["--udp", "--lab", "f"], b"netlabctl: fetch: --udp: the lab download has no UDP form\n"),
+    (["--block-size", "1200", "f"], b"netlabctl: fetch: --block-size only applies with --udp\n"),
+    (["--window", "8", "f"], b"netlabctl: fetch: --window only applies with --udp\n"),
     ([], b"netlabctl: fetch: no PATH given (see 'fetch --help')\n"),
     (["a", "b"], b"netlabctl: fetch: more than one PATH given (see 'fetch --help')\n"),
     (["../etc/passwd"], b"netlabctl: fetch: PATH \"../etc/passwd\": \".\" or \"..\" in path\n"),

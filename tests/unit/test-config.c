@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "proto.h"
 #include "service.h"
+#include "svc-file.h"
 #include "test-util.h"
 #include "util.h"
 
@@ -110,6 +111,18 @@ struct bad_case {
         "        }\n"
 
 #define ONE_LISTENER "listeners = (\n" LISTENER_M("") ");\n"
+
+/* A valid udp (or tcp) file listener block, lines 2..9 when the list starts on line 1. */
+#define LISTENER_F(transport, extra)                                                              \
+        "        {\n"                                                                             \
+        "                name = \"f\";\n"                                                         \
+        "                service = \"file\";\n"                                                   \
+        "                transport = \"" transport "\";\n"                                        \
+        "                address = \"127.0.0.1\";\n"                                              \
+        "                port = 7000;\n"                                                          \
+        "                root = \"/tmp\";\n"                                                      \
+        extra                                                                                     \
+        "        }\n"
 
 static const struct bad_case bad_cases[] = {
         { "unknown top-level key",
@@ -394,6 +407,58 @@ static const struct bad_case bad_cases[] = {
         { "text_settle_ms 10001",
           "listeners = (\n" LISTENER_M("                text_settle_ms = 10001;\n") ");\n",
           { { 8, "listener 'm': text_settle_ms: 10001 is out of range 0..10000" } } },
+        { "lab_file on a udp file listener",
+          "listeners = (\n" LISTENER_F("udp", "                lab_file = \"a.txt\";\n") ");\n",
+          { { 9, "listener 'f': lab_file: only tcp listeners of service file take this key" } } },
+        { "a udp key on a tcp file listener",
+          "listeners = (\n" LISTENER_F("tcp", "                window_max = 64;\n") ");\n",
+          { { 9, "listener 'f': window_max: only udp listeners of service file take this key" } } },
+        { "block_size_max 511",
+          "listeners = (\n" LISTENER_F("udp", "                block_size_max = 511;\n") ");\n",
+          { { 9, "listener 'f': block_size_max: 511 is out of range 512..65464" } } },
+        { "block_size_max 65465",
+          "listeners = (\n" LISTENER_F("udp", "                block_size_max = 65465;\n") ");\n",
+          { { 9, "listener 'f': block_size_max: 65465 is out of range 512..65464" } } },
+        { "window_max 15",
+          "listeners = (\n" LISTENER_F("udp", "                window_max = 15;\n") ");\n",
+          { { 9, "listener 'f': window_max: 15 is out of range 16..65536" } } },
+        { "window_max 65537",
+          "listeners = (\n" LISTENER_F("udp", "                window_max = 65537;\n") ");\n",
+          { { 9, "listener 'f': window_max: 65537 is out of range 16..65536" } } },
+        { "max_transfers 0",
+          "listeners = (\n" LISTENER_F("udp", "                max_transfers = 0;\n") ");\n",
+          { { 9, "listener 'f': max_transfers: 0 is out of range 1..65536" } } },
+        { "max_transfers_per_source 65537",
+          "listeners = (\n" LISTENER_F("udp", "                max_transfers_per_source = 65537;\n") ");\n",
+          { { 9, "listener 'f': max_transfers_per_source: 65537 is out of range 1..65536" } } },
+        { "udp file listener without root",
+          "listeners = (\n"
+          "        { name = \"f\"; service = \"file\"; transport = \"udp\"; port = 7000; }\n"
+          ");\n",
+          { { 2, "listener 'f': missing required key 'root'" } } },
+        { "udp file listener: root is not a directory",
+          "listeners = (\n"
+          "        { name = \"f\"; service = \"file\"; transport = \"udp\"; port = 7000;\n"
+          "          root = \"/dev/null\"; }\n"
+          ");\n",
+          { { 2, "listener 'f': root: /dev/null: not a directory" } } },
+        { "tcp file listener without root",
+          "listeners = (\n"
+          "        { name = \"f\"; service = \"file\"; transport = \"tcp\"; port = 7000; }\n"
+          ");\n",
+          { { 2, "listener 'f': missing required key 'root'" } } },
+        { "echo over tcp",
+          "listeners = (\n"
+          "        { name = \"e\"; service = \"echo\"; transport = \"tcp\"; port = 7000; }\n"
+          ");\n",
+          { { 2, "listener 'e': service echo runs over udp only, not tcp" } } },
+        { "udp file and tcp file listeners may share a port number, two udp ones may not",
+          "listeners = (\n"
+          "        { name = \"a\"; service = \"file\"; transport = \"tcp\"; port = 7000; root = \"/tmp\"; },\n"
+          "        { name = \"b\"; service = \"file\"; transport = \"udp\"; port = 7000; root = \"/tmp\"; },\n"
+          "        { name = \"c\"; service = \"file\"; transport = \"udp\"; port = 7000; root = \"/tmp\"; }\n"
+          ");\n",
+          { { 4, "listener 'c': udp port 7000 on :: overlaps listener 'b' on :: (line 3)" } } },
         { "log level loud",
           "log = {\n"
           "        level = \"loud\";\n"
@@ -597,11 +662,11 @@ static void test_example_config(void)
         CHECK_STR(c->log.level, "info");
         CHECK_INT(c->log_target, LOG_TARGET_AUTO);
         CHECK_INT(c->log_level, LOG_INFO);
-        if (CHECK_U64(c->n_listeners, 6)) {
-                const struct listener_config *e = &c->listeners[3], *g = &c->listeners[4];
+        if (CHECK_U64(c->n_listeners, 7)) {
+                const struct listener_config *e = &c->listeners[4], *g = &c->listeners[5];
 
                 CHECK_STR(e->name, "echo");
-                CHECK(e->service == service_find("echo"));
+                CHECK(e->service == service_find("echo", SOCK_DGRAM));
                 CHECK_INT(e->socktype, SOCK_DGRAM);
                 CHECK_INT(e->port, 8888);
                 CHECK_INT(e->dgram.rate_per_source, 100);
@@ -611,17 +676,33 @@ static void test_example_config(void)
                 CHECK(port_list_has(&e->dgram.blocked_source_ports, 19));
                 CHECK(!port_list_has(&e->dgram.blocked_source_ports, 8890));
                 CHECK_STR(g->name, "guess");
-                CHECK(g->service == service_find("guess"));
-                CHECK_STR(c->listeners[5].name, "guess-people");
+                CHECK(g->service == service_find("guess", SOCK_DGRAM));
+                CHECK_STR(c->listeners[6].name, "guess-people");
         }
-        if (c->n_listeners >= 3) {
-                const struct listener_config *f = &c->listeners[1], *lab = &c->listeners[2];
+        if (c->n_listeners >= 4) {
+                const struct listener_config *f = &c->listeners[1], *lab = &c->listeners[3];
+                const struct listener_config *fu = &c->listeners[2];
 
                 CHECK_STR(f->name, "files");
-                CHECK(f->service == service_find("file"));
+                CHECK(f->service == service_find("file", SOCK_STREAM));
                 CHECK_INT(f->port, 5001);
+                CHECK_STR(fu->name, "files-udp");
+                CHECK(fu->service == service_find("file", SOCK_DGRAM));
+                CHECK(fu->service != f->service);
+                CHECK_INT(fu->socktype, SOCK_DGRAM);
+                CHECK_INT(fu->port, 5001);
+                if (CHECK(fu->options != NULL)) {
+                        const struct file_options *o = fu->options;
+                        CHECK_STR(o->root, "/srv/netlab");
+                        CHECK(o->lab_file == NULL);
+                        CHECK(o->hide_dotfiles);
+                        CHECK_INT(o->block_size_max, NL_XFER_BLOCK_MAX);
+                        CHECK_INT(o->window_max, 4096);
+                        CHECK_INT(o->max_transfers, 64);
+                        CHECK_INT(o->max_transfers_per_source, 4);
+                }
                 CHECK_STR(lab->name, "lab-download");
-                CHECK(lab->service == service_find("file"));
+                CHECK(lab->service == service_find("file", SOCK_STREAM));
                 CHECK_INT(lab->port, 5002);
         }
         if (c->n_listeners >= 1) {
@@ -630,7 +711,7 @@ static void test_example_config(void)
 
                 CHECK_STR(l->name, "message");
                 CHECK_STR(l->service_name, "message");
-                CHECK(l->service == service_find("message"));
+                CHECK(l->service == service_find("message", SOCK_STREAM));
                 CHECK_STR(l->transport_name, "tcp");
                 CHECK_INT(l->socktype, SOCK_STREAM);
                 CHECK_STR(l->address, "::");
@@ -766,6 +847,66 @@ static void test_defaults(void)
                 c = config_free(c);
         }
 
+        TEST_CASE("defaults of a udp file listener");
+        CHECK_ERR(load_text("listeners = (\n" LISTENER_F("udp", "") ");\n", &rep, &c), 0);
+        CHECK_U64(rep.n, 0);
+        if (c && CHECK_U64(c->n_listeners, 1)) {
+                const struct listener_config *l = &c->listeners[0];
+                const struct file_options *o = l->options;
+
+                CHECK(l->service == service_find("file", SOCK_DGRAM));
+                CHECK(l->service->dgram_reuseport);
+                CHECK_INT(l->socktype, SOCK_DGRAM);
+                CHECK_INT(l->dgram.rate_per_source, 100);
+                if (CHECK(o != NULL)) {
+                        CHECK_STR(o->root, "/tmp");
+                        CHECK(o->hide_dotfiles);
+                        CHECK_STR(o->resolve, "auto");
+                        CHECK_INT(o->block_size_max, 65464);
+                        CHECK_INT(o->window_max, 4096);
+                        CHECK_INT(o->max_transfers, 64);
+                        CHECK_INT(o->max_transfers_per_source, 4);
+                }
+        }
+        c = config_free(c);
+
+        TEST_CASE("every udp file key set, with the udp guard's keys");
+        CHECK_ERR(load_text("listeners = (\n" LISTENER_F("udp", "                hide_dotfiles = false;\n"
+                                                                "                resolve = \"walk\";\n"
+                                                                "                block_size_max = 512;\n"
+                                                                "                window_max = 65536;\n"
+                                                                "                max_transfers = 65536;\n"
+                                                                "                max_transfers_per_source = 1;\n"
+                                                                "                rate_per_source = 7;\n") ");\n",
+                            &rep, &c),
+                  0);
+        CHECK_U64(rep.n, 0);
+        for (size_t k = 0; k < rep.n && k < MAX_REPORTS; k++)
+                fprintf(stderr, "  report %d: %s\n", rep.e[k].line, rep.e[k].message);
+        if (c && CHECK_U64(c->n_listeners, 1)) {
+                const struct file_options *o = c->listeners[0].options;
+
+                CHECK_INT(c->listeners[0].dgram.rate_per_source, 7);
+                if (CHECK(o != NULL)) {
+                        CHECK(!o->hide_dotfiles);
+                        CHECK_INT(o->resolve_mode, FILEROOT_RESOLVE_WALK);
+                        CHECK_INT(o->block_size_max, 512);
+                        CHECK_INT(o->window_max, 65536);
+                        CHECK_INT(o->max_transfers, 65536);
+                        CHECK_INT(o->max_transfers_per_source, 1);
+                }
+        }
+        c = config_free(c);
+
+        TEST_CASE("service_find() by name and transport");
+        CHECK(service_find("file", SOCK_STREAM) != NULL);
+        CHECK(service_find("file", SOCK_DGRAM) != NULL);
+        CHECK(service_find("file", SOCK_STREAM) != service_find("file", SOCK_DGRAM));
+        CHECK(service_find("file", 0) == service_find("file", SOCK_STREAM));
+        CHECK(service_find("echo", SOCK_STREAM) == NULL);
+        CHECK(service_find("echo", 0) == service_find("echo", SOCK_DGRAM));
+        CHECK(service_find("gopher", 0) == NULL);
+
         /* The rest of the defaults, as --list-keys prints them from the tables. */
         TEST_CASE("config_list_keys() shows the defaults");
         char *list = NULL;
@@ -790,6 +931,14 @@ static void test_defaults(void)
                         "string, default \"message received: %m\"\t",
                         "listener[service=message].max_message\tinteger 1..1048576, default 4096\t",
                         "listener[service=message].text_settle_ms\tinteger 0..10000, default 50\t",
+                        "listener[service=file,transport=tcp].lab_file\tstring, default \"\"\t",
+                        "listener[service=file,transport=udp].root\trequired string, default \"\"\t",
+                        "listener[service=file,transport=udp].block_size_max\tinteger 512..65464, "
+                        "default 65464\t",
+                        "listener[service=file,transport=udp].window_max\tinteger 16..65536, default 4096\t",
+                        "listener[service=file,transport=udp].max_transfers\tinteger 1..65536, default 64\t",
+                        "listener[service=file,transport=udp].max_transfers_per_source\tinteger 1..65536, "
+                        "default 4\t",
                 };
                 for (size_t k = 0; k < ELEMENTSOF(want); k++)
                         CHECK_CONTAINS(list, want[k]);
