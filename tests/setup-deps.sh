@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DEPS=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libconfig-dev libinih-dev libssl-dev)
-TEST_DEPS=(python3 python3-pytest systemd util-linux procps)
+TEST_DEPS=(python3 python3-pytest systemd util-linux procps iproute2 nftables)
 want=("${BUILD_DEPS[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST_DEPS[@]}")
 

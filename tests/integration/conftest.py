@@ -118,8 +118,11 @@ REQUEST_FIELDS = re.compile(r"\[(LISTENER=.*)\]$")
 class Netlabd:
     """One netlabd process under test."""
 
-    def __init__(self, workdir: Path, config_text: str, extra_args=(), env=None):
+    def __init__(self, workdir: Path, config_text: str, extra_args=(), env=None, prefix=()):
         self.workdir = workdir
+        # A command netlabd runs under, e.g. ["ip", "netns", "exec", NS] (ip
+        # execs it: the pid stays netlabd's).
+        self.prefix = list(prefix)
         self.config = workdir / "netlabd.conf"
         self.config.write_text(config_text)
         self.logfile = workdir / "netlabd.log"
@@ -144,7 +147,7 @@ class Netlabd:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         self._log = open(self.logfile, "ab")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([str(NETLABD), "-c", str(self.config), *self.extra_args],
+        self.proc = subprocess.Popen([*self.prefix, str(NETLABD), "-c", str(self.config), *self.extra_args],
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
                                      env=env)
         if wait_ready:
@@ -280,10 +283,10 @@ def daemon_factory(tmp_path):
     """Make and start netlabd instances; all are stopped and their logs checked at teardown."""
     made = []
 
-    def make(config_text, extra_args=("--log-target=stderr",), env=None, start=True, name=None):
+    def make(config_text, extra_args=("--log-target=stderr",), env=None, start=True, name=None, prefix=()):
         d = tmp_path / (name or f"d{len(made)}")
         d.mkdir()
-        n = Netlabd(d, config_text, extra_args, env)
+        n = Netlabd(d, config_text, extra_args, env, prefix)
         made.append(n)
         if start:
             n.start()
@@ -390,6 +393,11 @@ def file_listener(port, root, name="files", **extra):
          "root": str(root)}
     l.update(extra)
     return l
+
+
+def udp_file_listener(port, root, name="files-udp", **extra):
+    """A file listener over UDP (docs/PROTOCOL.md section 11)."""
+    return file_listener(port, root, name=name, transport="udp", **extra)
 
 
 def start_file_daemon(daemon_factory, tmp_path, limits=None, **extra):
