@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import socket
@@ -39,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import (START_TIMEOUT, BenchError, Server, free_ports, log, pid_has_socket, run_main, tail,
+from benchlib import (PROBLEMS, BenchError, Netlabd, Server, free_ports, log, pid_has_socket, run_main, stop_all,
                       warn_sigterm_status)
 
 HERE = Path(__file__).resolve().parent
@@ -102,15 +101,12 @@ class UdpServer(Server):
     """An echo server under test: started and stopped by pid (benchlib), ready once
     our own process (not a system daemon) has the UDP socket on its port."""
 
-    def wait_started(self, deadline):
-        while time.monotonic() < deadline:
-            self.check_alive()
-            inode = udp_inode(self.port)
-            if inode is not None and pid_has_socket(self.proc.pid, inode):
-                return
-            time.sleep(0.005)
-        raise BenchError(f"{self.name} did not bind UDP 127.0.0.1:{self.port} within "
-                         f"{START_TIMEOUT:.0f} s; its log ends with:\n{tail(self.logfile)}")
+    def listening(self):
+        inode = udp_inode(self.port)
+        return inode is not None and pid_has_socket(self.proc.pid, inode)
+
+    def awaited(self):
+        return f"bind UDP 127.0.0.1:{self.port}"
 
     def pin(self, cpu):
         """Move every thread of the server to cpu."""
@@ -135,35 +131,22 @@ class PlainServer(UdpServer):
         return [str(self.exe), str(self.port)]
 
 
-class NetlabdServer(UdpServer):
+class NetlabdServer(Netlabd, UdpServer):
     def __init__(self, port, workdir, exe):
         super().__init__("netlabd", port, workdir)
-        self.exe = exe
-        self.conf = workdir / "netlabd.conf"
         # Level notice: the guard's aggregate entry (at most one per 10 s, and
         # only when something was dropped) tells why a reply went missing.
         guard = " ".join(f"{k} = {v};" for k, v in GUARD.items())
-        self.conf.write_text(
+        self.write_config(
+            exe, workdir / "netlabd.conf",
             'log = { target = "stderr"; level = "notice"; };\n'
             "listeners = (\n"
             f'  {{ name = "echo"; service = "echo"; transport = "udp"; address = "127.0.0.1";'
             f" port = {port};\n    {guard} }}\n"
-            ");\n")
-        res = subprocess.run([str(exe), "--check-config", "-c", str(self.conf)],
-                             capture_output=True, text=True, timeout=30)
-        if res.returncode != 0:
-            raise BenchError(f"netlabd --check-config refuses the generated {self.conf} (does this "
-                             "netlabd have the echo service and the guard keys? "
-                             "'netlabd --list-keys | grep -e echo -e udp'):\n"
-                             f"{(res.stderr + res.stdout).strip()}\n"
-                             "or run only the peer with --peers plain")
-
-    def command(self):
-        return [str(self.exe), "-c", str(self.conf), "--log-target=stderr"]
-
-    def environment(self):
-        return {k: v for k, v in os.environ.items()
-                if not k.startswith(("LISTEN_", "WATCHDOG_", "NOTIFY_SOCKET"))}
+            ");\n",
+            hint=" (does this netlabd have the echo service and the guard keys? "
+                 "'netlabd --list-keys | grep -e echo -e udp')",
+            advice="\nor run only the peer with --peers plain")
 
 
 def find_netlabd(build, bindir):
@@ -313,7 +296,6 @@ def main():
 
     servers = []
     workdir = None
-    stopped_ok = True
     report = None
     try:
         workdir = Path(tempfile.mkdtemp(prefix="netlab-bench-echo-"))
@@ -377,19 +359,11 @@ def main():
         log(f"bench-echo: {e}")
         return 2
     finally:
-        for s in reversed(servers):
-            try:
-                s.stop()
-            except Exception as e:  # keep stopping the others
-                stopped_ok = False
-                log(f"bench-echo: stopping {s.name} (pid {s.proc.pid}): {e}")
+        stopped_ok = stop_all(servers, "bench-echo")
         nl = next((s for s in servers if s.name == "netlabd"), None)
         if nl is not None:
             # The guard's aggregate entries say why replies were dropped.
-            lines = [ln for ln in tail(nl.logfile, 400).splitlines()
-                     if re.search(r"dropped|\b(error|warning|crit|alert|emerg)\b", ln, re.I)]
-            if lines:
-                log("netlabd logged:\n" + "\n".join(lines[-10:]))
+            nl.log_problems(400, "dropped|" + PROBLEMS)
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -41,7 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import STOP_TIMEOUT, BenchError, Server, free_ports, log, run_main, tail, warn_sigterm_status
+from benchlib import (STOP_TIMEOUT, BenchError, Netlabd, Server, free_ports, log, run_main, stop_all,
+                      warn_sigterm_status)
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
@@ -151,15 +152,14 @@ class IperfServer(Server):
             self.stop()
 
 
-class NetlabdServer(Server):
+class NetlabdServer(Netlabd, Server):
     def __init__(self, port, workdir, exe, root):
         super().__init__("netlabd", port, workdir)
-        self.exe = exe
-        self.conf = workdir / "netlabd.conf"
         # Level info: one summary entry per download (bytes, duration), which
         # costs nothing next to a file of this size and tells the server's
         # side of the time.
-        self.conf.write_text(
+        self.write_config(
+            exe, workdir / "netlabd.conf",
             "limits = { max_children = 16; max_per_source = 16; idle_timeout = 30;"
             " total_timeout = 3600; grace_period = 2; };\n"
             'log = { target = "stderr"; level = "info"; };\n'
@@ -167,18 +167,6 @@ class NetlabdServer(Server):
             f'  {{ name = "files"; service = "file"; transport = "tcp"; address = "127.0.0.1";'
             f' port = {port}; root = "{root}"; }}\n'
             ");\n")
-        res = subprocess.run([str(exe), "--check-config", "-c", str(self.conf)],
-                             capture_output=True, text=True, timeout=30)
-        if res.returncode != 0:
-            raise BenchError(f"netlabd --check-config refuses the generated {self.conf}:\n"
-                             f"{(res.stderr + res.stdout).strip()}")
-
-    def command(self):
-        return [str(self.exe), "-c", str(self.conf), "--log-target=stderr"]
-
-    def environment(self):
-        return {k: v for k, v in os.environ.items()
-                if not k.startswith(("LISTEN_", "WATCHDOG_", "NOTIFY_SOCKET"))}
 
 
 def find_build_exes(build, bindir):
@@ -294,6 +282,31 @@ def unlink(*paths):
             pass
 
 
+def failure_status(prog, e):
+    """Log why prog stops at e, a CorruptDownload or a BenchError.
+
+    Return: prog's exit status, 1 for a wrong output, 2 for a bench that could not run."""
+    if isinstance(e, CorruptDownload):
+        log(f"{prog}: WRONG OUTPUT: {e}")
+        return 1
+    log(f"{prog}: {e}")
+    return 2
+
+
+def check_netlabctl_json(label, proc, expect):
+    """netlabctl --json's result in proc.stdout; raises CorruptDownload
+    unless it has expect's fields."""
+    try:
+        res = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise BenchError(f"{label} printed no JSON: {proc.stdout[:300]!r}") from None
+    wrong = {k: res.get(k) for k, v in expect.items() if res.get(k) != v}
+    if wrong:
+        raise CorruptDownload(f"{label}: netlabctl reported {wrong}, want "
+                              f"{ {k: expect[k] for k in wrong} }")
+    return res
+
+
 class Download:
     """One timed way of getting the bytes. prepare() and check() are not timed."""
 
@@ -310,16 +323,8 @@ class Download:
         self.expect_json = expect_json
 
     def check_json(self, proc):
-        if self.expect_json is None:
-            return
-        try:
-            res = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            raise BenchError(f"{self.label} printed no JSON: {proc.stdout[:300]!r}") from None
-        wrong = {k: res.get(k) for k, v in self.expect_json.items() if res.get(k) != v}
-        if wrong:
-            raise CorruptDownload(f"{self.label}: netlabctl reported {wrong}, want "
-                                  f"{ {k: self.expect_json[k] for k in wrong} }")
+        if self.expect_json is not None:
+            check_netlabctl_json(self.label, proc, self.expect_json)
 
     def prepare(self):
         pass
@@ -547,9 +552,8 @@ def main():
     servers = {}
     downloads = []
     workdir = None
-    stopped_ok = True
     report = None
-    corrupt = None
+    failed = None  # the exit status, once the bench cannot go on
     try:
         need_exe("cmp", "apt-get install diffutils")
         workdir = Path(tempfile.mkdtemp(prefix="netlab-bench-file-", dir=args.tmpdir))
@@ -646,33 +650,20 @@ def main():
             # Context for the write target: what writing the file costs curl.
             report["curl_write_vs_null"] = round(got["curl-write"]["median_mb_per_sec"]
                                                  / got["curl-null"]["median_mb_per_sec"], 3)
-    except CorruptDownload as e:
-        corrupt = str(e)
-        log(f"bench-file: WRONG OUTPUT: {e}")
-    except BenchError as e:
-        log(f"bench-file: {e}")
-        return 2
+    except (CorruptDownload, BenchError) as e:
+        failed = failure_status("bench-file", e)
     finally:
-        for s in reversed(list(servers.values())):
-            try:
-                s.stop()
-            except Exception as e:  # keep stopping the others
-                stopped_ok = False
-                log(f"bench-file: stopping {s.name} (pid {s.proc.pid}): {e}")
+        stopped_ok = stop_all(servers.values(), "bench-file")
         for d in downloads:
             if isinstance(d, Iperf3):
                 d.server.stop()
         if "netlabd" in servers:
-            nl_log = tail(servers["netlabd"].logfile, 400)
-            problems = [ln for ln in nl_log.splitlines()
-                        if re.search(r"\b(error|warning|crit|alert|emerg)\b", ln, re.I)]
-            if problems:
-                log("netlabd logged:\n" + "\n".join(problems[-10:]))
+            servers["netlabd"].log_problems(400)
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    if corrupt is not None:
-        return 1
+    if failed is not None:
+        return failed
     nld = servers.get("netlabd")
     if nld is not None:
         report["netlabd_exit_status_on_sigterm"] = None if nld.killed else nld.proc.returncode

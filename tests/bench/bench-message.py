@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import START_TIMEOUT, BenchError, Server, free_ports, log, run_main, tail
+from benchlib import START_TIMEOUT, BenchError, Server, free_ports, log, run_main, stop_all, tail
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
@@ -309,7 +309,6 @@ def main():
     peers_wanted = [p for p in ALL_PEERS if p in peers_wanted]
 
     peers = []
-    stopped_ok = True
     workdir = None
     try:
         netlabd_exe = find_netlabd(args.build) if "netlabd" in peers_wanted else None
@@ -392,12 +391,7 @@ def main():
         log(f"bench-message: {e}")
         return 2
     finally:
-        for peer in reversed(peers):
-            try:
-                peer.stop()
-            except Exception as e:  # keep stopping the others
-                stopped_ok = False
-                log(f"bench-message: stopping {peer.name} (pid {peer.proc.pid}): {e}")
+        stopped_ok = stop_all(peers, "bench-message")
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 

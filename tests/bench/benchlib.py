@@ -2,6 +2,7 @@
 under test from its own temporary config, checking that our own process (not
 a system daemon) listens on its port, and stopping it by pid."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 START_TIMEOUT = 10.0  # seconds for a server to listen
 STOP_TIMEOUT = 5.0  # seconds after SIGTERM before SIGKILL
+PROBLEMS = r"\b(error|warning|crit|alert|emerg)\b"  # log entries worth showing
 
 
 class BenchError(Exception):
@@ -48,18 +50,23 @@ def listen_inode(port):
     return None
 
 
-def pid_has_socket(pid, inode):
-    target = f"socket:[{inode}]"
+def pid_owns_any(pid, inodes):
+    """Has pid a descriptor of one of the sockets with these inodes?"""
+    targets = {f"socket:[{i}]" for i in inodes}
     try:
         for fd in os.listdir(f"/proc/{pid}/fd"):
             try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
                     return True
             except OSError:
                 continue
     except OSError:
         return False
     return False
+
+
+def pid_has_socket(pid, inode):
+    return pid_owns_any(pid, [inode])
 
 
 def tail(path, lines=15):
@@ -87,20 +94,32 @@ class Server:
     def environment(self):
         return None
 
+    def launch_command(self):
+        """What start() runs: command(), or a subclass's wrapping of it."""
+        return self.command()
+
+    def listening(self):
+        """Does our own process (not a system daemon) listen on our port?"""
+        inode = listen_inode(self.port)
+        return inode is not None and pid_has_socket(self.proc.pid, inode)
+
+    def awaited(self):
+        """What wait_started() waits for, in words for its error."""
+        return f"listen on 127.0.0.1:{self.port}"
+
     def wait_started(self, deadline):
-        """Wait until our own process listens on our port (not a system daemon)."""
+        """Wait until listening() says the server is ready."""
         while time.monotonic() < deadline:
             self.check_alive()
-            inode = listen_inode(self.port)
-            if inode is not None and pid_has_socket(self.proc.pid, inode):
+            if self.listening():
                 return
             time.sleep(0.005)
-        raise BenchError(f"{self.name} did not listen on 127.0.0.1:{self.port} within "
+        raise BenchError(f"{self.name} did not {self.awaited()} within "
                          f"{START_TIMEOUT:.0f} s; its log ends with:\n{tail(self.logfile)}")
 
     def start(self):
         with open(self.logfile, "ab") as logf:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(self.launch_command(), stdin=subprocess.DEVNULL,
                                          stdout=logf, stderr=subprocess.STDOUT,
                                          env=self.environment(), close_fds=True,
                                          start_new_session=True)
@@ -122,6 +141,54 @@ class Server:
             self.killed = True
             self.proc.kill()
             self.proc.wait(timeout=STOP_TIMEOUT)
+
+
+class Netlabd:
+    """Mixin for a Server that is netlabd: run from a config of its own, which
+    write_config() checks with --check-config, logging to standard error,
+    without the socket-activation and notify variables of whoever started
+    the bench. Goes before Server (or a subclass of it) in the bases."""
+
+    def write_config(self, exe, conf, text, hint="", advice=""):
+        """Write text to conf. If netlabd refuses it, the error has hint
+        before netlabd's words and advice after them."""
+        self.exe = exe
+        self.conf = conf
+        conf.write_text(text)
+        res = subprocess.run([str(exe), "--check-config", "-c", str(conf)],
+                             capture_output=True, text=True, timeout=30)
+        if res.returncode != 0:
+            raise BenchError(f"netlabd --check-config refuses the generated {conf}{hint}:\n"
+                             f"{(res.stderr + res.stdout).strip()}{advice}")
+
+    def command(self):
+        return [str(self.exe), "-c", str(self.conf), "--log-target=stderr"]
+
+    def environment(self):
+        return {k: v for k, v in os.environ.items()
+                if not k.startswith(("LISTEN_", "WATCHDOG_", "NOTIFY_SOCKET"))}
+
+    def log_problems(self, lines, pattern=PROBLEMS):
+        """Log the last ten entries that match pattern (errors and warnings)
+        among the last lines of its log."""
+        problems = [ln for ln in tail(self.logfile, lines).splitlines() if re.search(pattern, ln, re.I)]
+        if problems:
+            log(f"{self.name} logged:\n" + "\n".join(problems[-10:]))
+
+
+def stop_all(servers, prog):
+    """Stop every server, the last started first, even when one of them
+    fails to stop (prog names the bench in what is logged then).
+
+    Return: True if every stop went through, False if one raised."""
+    ok = True
+    for s in reversed(list(servers)):
+        try:
+            s.stop()
+        except Exception as e:  # keep stopping the others
+            ok = False
+            log(f"{prog}: stopping {s.name} (pid {s.proc.pid}): {e}")
+    return ok
 
 
 def warn_sigterm_status(report):

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Install the peers the benchmarks in tests/bench/ compare netlab with (Debian 12).
 #   tests/bench/setup-bench-deps.sh        nginx, curl and iperf3 (bench-file.py),
-#                                          xinetd and a static libc (bench-message.py)
+#                                          xinetd and a static libc (bench-message.py),
+#                                          atftpd, atftp, nftables, iptables, ethtool
+#                                          and libnetfilter-queue-dev (bench-xfer.py)
 # Safe to run again: apt is skipped when everything is already installed.
 #
 # The benchmarks start every peer themselves, from a temporary directory with a
@@ -12,8 +14,9 @@
 # the units are stopped and disabled where systemd is running.
 set -euo pipefail
 
-PKGS=(nginx-light curl iperf3 xinetd gcc libc6-dev)
-SERVICES=(nginx iperf3 xinetd)
+PKGS=(nginx-light curl iperf3 xinetd gcc libc6-dev atftpd atftp nftables iptables libnetfilter-queue-dev
+      iproute2 ethtool pkg-config)
+SERVICES=(nginx iperf3 xinetd atftpd nftables)
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 
@@ -53,6 +56,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO chmod 0755 "$policy"
     # iperf3 asks whether to run its daemon; the answer is no.
     echo "iperf3 iperf3/start_daemon boolean false" | $SUDO debconf-set-selections 2>/dev/null || true
+    # atftpd asks whether inetd should start it; no: bench-xfer.py runs its own.
+    echo "atftpd atftpd/use_inetd boolean false" | $SUDO debconf-set-selections 2>/dev/null || true
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     restore_policy
@@ -65,14 +70,17 @@ fi
 if command -v systemctl >/dev/null; then
     now=""; [ -d /run/systemd/system ] && now=--now
     for s in "${SERVICES[@]}"; do
-        if [ -e "/lib/systemd/system/$s.service" ] || [ -e "/etc/systemd/system/$s.service" ]; then
-            $SUDO systemctl disable $now "$s.service" >/dev/null 2>&1 || true
-        fi
+        # atftpd also ships a socket unit on port 69: that one goes too.
+        for u in "$s.socket" "$s.service"; do
+            if [ -e "/lib/systemd/system/$u" ] || [ -e "/etc/systemd/system/$u" ]; then
+                $SUDO systemctl disable $now "$u" >/dev/null 2>&1 || true
+            fi
+        done
     done
 fi
 if [ ! -d /run/systemd/system ]; then
     # No systemd: the init scripts' pid files name the daemons (if any) to stop.
-    for pidfile in /run/nginx.pid /run/xinetd.pid; do
+    for pidfile in /run/nginx.pid /run/xinetd.pid /run/atftpd.pid; do
         if [ -s "$pidfile" ]; then
             pid=$(cat "$pidfile")
             if [ -d "/proc/$pid" ]; then
@@ -83,10 +91,10 @@ if [ ! -d /run/systemd/system ]; then
     done
 fi
 
-for exe in nginx curl iperf3 xinetd; do
+for exe in nginx curl iperf3 xinetd atftpd atftp nft iptables ethtool; do
     command -v "$exe" >/dev/null || [ -x "/usr/sbin/$exe" ] || {
         echo "setup-bench-deps: $exe is still missing after the install" >&2
         exit 1
     }
 done
-echo "setup-bench-deps: nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*\///'), $(curl --version | head -1 | cut -d' ' -f1-2), $(iperf3 --version | head -1 | cut -d' ' -f1-2)"
+echo "setup-bench-deps: nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*\///'), $(curl --version | head -1 | cut -d' ' -f1-2), $(iperf3 --version | head -1 | cut -d' ' -f1-2), $(atftp --version 2>&1 | head -1 | cut -d' ' -f1), nft $(nft --version | cut -d' ' -f2)"
