@@ -402,16 +402,21 @@ static void sink_done(struct sink *s)
         s->buf = NULL;
 }
 
-/* Write buf to the output.  Return: 0 or negative errno. */
-static int sink_write(struct sink *s, const uint8_t *buf, size_t n)
+/* Write iov (n_iov pieces, n_iov > 0, not all empty) to the output.
+ * Return: 0 or negative errno. */
+static int sink_writev(struct sink *s, struct iovec *iov, int n_iov)
 {
         if (s->escape) {
-                print_server_text(buf, n, false);
-                return ferror(stdout) ? -EIO : 0;
+                for (int i = 0; i < n_iov; i++) {
+                        print_server_text(iov[i].iov_base, iov[i].iov_len, false);
+                        if (ferror(stdout))
+                                return -EIO;
+                }
+                return 0;
         }
-        while (n > 0) {
-                ssize_t k =
-                        s->seekable ? pwrite(s->fd, buf, n, (off_t) s->pos) : write(s->fd, buf, n);
+        while (n_iov > 0) {
+                ssize_t k = s->seekable ? pwritev(s->fd, iov, n_iov, (off_t) s->pos)
+                                        : writev(s->fd, iov, n_iov);
                 if (k < 0 && errno == EINTR && interrupted)
                         return -EINTR; /* ^C while a slow reader holds standard output */
                 if (k < 0 && errno == EINTR)
@@ -426,11 +431,29 @@ static int sink_write(struct sink *s, const uint8_t *buf, size_t n)
                         return -errno;
                 if (k == 0)
                         return -EIO;
-                buf += k;
-                n -= (size_t) k;
                 s->pos += (uint64_t) k;
+                /* A short write (a full disk, a pipe): go on after it. */
+                for (size_t left = (size_t) k; left > 0;) {
+                        if (left >= iov->iov_len) {
+                                left -= iov->iov_len;
+                                iov++;
+                                n_iov--;
+                        } else {
+                                iov->iov_base = (uint8_t *) iov->iov_base + left;
+                                iov->iov_len -= left;
+                                left = 0;
+                        }
+                }
         }
         return 0;
+}
+
+/* Write buf (n > 0 bytes) to the output.  Return: as sink_writev(). */
+static int sink_write(struct sink *s, const uint8_t *buf, size_t n)
+{
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = n };
+
+        return sink_writev(s, &iov, 1);
 }
 
 /* Move n bytes from the pipe to the output.  If the output refuses splice
@@ -1085,6 +1108,18 @@ static int end_check(struct fetch *f, int attempt, const struct answer *a)
 
 /* ---- TCP: one connection, FILE_INFO, the bytes, FILE_END ---- */
 
+/* Sending the request over TCP failed (r < 0 from file_client_send() or
+ * net_write_all(), the lab request too): forget a part file made for it.
+ * Return: the exit code. */
+static int request_send_failed(struct fetch *f, int r)
+{
+        part_forget_created(f);
+        if (r == -ETIMEDOUT)
+                return fail("fetch", EXIT_TIMEOUT, "timeout", "sending the request timed out");
+        return fail("fetch", EXIT_CONNECT, "connection-error", "sending the request failed: %s",
+                    strerror(-r));
+}
+
 static int tcp_open(struct fetch *f, const struct file_request *req, struct answer *ret)
 {
         char err[512], problem[512];
@@ -1099,14 +1134,8 @@ static int tcp_open(struct fetch *f, const struct file_request *req, struct answ
                 return fail("fetch", EXIT_CONNECT, "connect-failed", "%s", err);
         }
         r = file_client_send(f->sock, req);
-        if (r < 0 && r != -EALREADY) {
-                part_forget_created(f);
-                if (r == -ETIMEDOUT)
-                        return fail("fetch", EXIT_TIMEOUT, "timeout",
-                                    "sending the request timed out");
-                return fail("fetch", EXIT_CONNECT, "connection-error",
-                            "sending the request failed: %s", strerror(-r));
-        }
+        if (r < 0 && r != -EALREADY)
+                return request_send_failed(f, r);
 
         r = file_client_read_frame(f->sock, "try --lab", f->frame, sizeof f->frame, NL_INFO_SIZE,
                                    &h, &n, problem, sizeof problem);
@@ -1187,50 +1216,6 @@ static const struct transport transport_tcp = {
 };
 
 /* ---- UDP: netlab's reliable transfer (xfer-recv.c) ---- */
-
-/* Write iov (n_iov pieces) to the output.  Return: 0 or negative errno. */
-static int sink_writev(struct sink *s, struct iovec *iov, int n_iov)
-{
-        if (s->escape) {
-                for (int i = 0; i < n_iov; i++) {
-                        int r = sink_write(s, iov[i].iov_base, iov[i].iov_len);
-                        if (r < 0)
-                                return r;
-                }
-                return 0;
-        }
-        while (n_iov > 0) {
-                ssize_t k = s->seekable ? pwritev(s->fd, iov, n_iov, (off_t) s->pos)
-                                        : writev(s->fd, iov, n_iov);
-                if (k < 0 && errno == EINTR && interrupted)
-                        return -EINTR;
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0 && errno == EAGAIN) {
-                        struct pollfd p = { .fd = s->fd, .events = POLLOUT };
-                        (void) poll(&p, 1, -1);
-                        continue;
-                }
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return -EIO;
-                s->pos += (uint64_t) k;
-                /* A short write (a full disk, a pipe): go on after it. */
-                for (size_t left = (size_t) k; left > 0;) {
-                        if (left >= iov->iov_len) {
-                                left -= iov->iov_len;
-                                iov++;
-                                n_iov--;
-                        } else {
-                                iov->iov_base = (uint8_t *) iov->iov_base + left;
-                                iov->iov_len -= left;
-                                left = 0;
-                        }
-                }
-        }
-        return 0;
-}
 
 static int udp_deliver(void *userdata, struct iovec *iov, int n_iov, size_t n)
 {
@@ -1495,14 +1480,8 @@ static int fetch_lab(struct fetch *f)
                 return fail("fetch", EXIT_CONNECT, "connect-failed", "%s", err);
         }
         int w = net_write_all(sock, pre, (size_t) r, settings.timeout_ms);
-        if (w < 0 && w != -EALREADY) {
-                part_forget_created(f);
-                if (w == -ETIMEDOUT)
-                        return fail("fetch", EXIT_TIMEOUT, "timeout",
-                                    "sending the request timed out");
-                return fail("fetch", EXIT_CONNECT, "connection-error",
-                            "sending the request failed: %s", strerror(-w));
-        }
+        if (w < 0 && w != -EALREADY)
+                return request_send_failed(f, w);
 
         if (f->part_fd >= 0) {
                 /* No validator in the lab format: a stale meta file would only

@@ -11,6 +11,7 @@ reports and children killed by a signal.
 """
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -233,14 +234,19 @@ class Netlabd:
                 out.append(dict(kv.split("=", 1) for kv in m.group(1).split(" ")))
         return out
 
-    def wait_requests(self, n, timeout=10.0):
+    def wait_requests(self, n=1, timeout=10.0, pred=None, listener=None):
+        """The request entries (only those of listener, if given) once there
+        are n of them, or, with pred, once pred(entries) holds (bounded)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            reqs = self.requests()
-            if len(reqs) >= n:
+        while True:
+            reqs = [e for e in self.requests() if listener is None or e.get("LISTENER") == listener]
+            if pred(reqs) if pred else len(reqs) >= n:
                 return reqs
+            if time.monotonic() > deadline:
+                want = "never matched" if pred else f"expected {n}, got {len(reqs)}"
+                raise AssertionError(f"request log entries of {listener or 'every listener'}: {want}: {reqs}\n"
+                                     f"{self.log()[-4000:]}")
             time.sleep(0.02)
-        raise AssertionError(f"expected {n} request log entries, got {len(self.requests())}:\n{self.log()}")
 
     def children(self):
         try:
@@ -604,6 +610,22 @@ def wait_entry(d, remote_port, timeout=10.0, settle=0.1):
                 return matches[-1]
         time.sleep(0.02)
     raise AssertionError(f"no request entry for client port {remote_port}:\n{d.log()[-4000:]}")
+
+
+def read_line(stream, timeout):
+    """The first line a child writes on the pipe stream, read byte by byte
+    so that nothing after it is taken, bounded in time: shorter (no newline)
+    if the child closes it or the time runs out first."""
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], 0.1)
+        if ready:
+            b = os.read(stream.fileno(), 1)
+            if not b:
+                break
+            line += b
+    return line
 
 
 def sha256_file(path, chunk=1 << 20):

@@ -152,15 +152,32 @@ def procs():
                 f.close()
 
 
-def interrupted_fetch(d, name, out, ini, procs, min_bytes=4 * MIB):
-    """A fetch of `name` SIGKILLed mid-transfer: returns the partial size."""
-    p = start_fetch(d, "-o", out, name, ini=ini)
+def stopped_fetch(d, name, out, ini, procs, min_bytes=4 * MIB, start=None):
+    """A fetch of `name` into out, started by start (start_fetch() by
+    default; test_xfer.py passes its --udp one) and SIGSTOPped mid-transfer
+    (stop_mid_transfer()): (the process, the partial size then)."""
+    p = (start or start_fetch)(d, "-o", out, name, ini=ini)
     procs.append(p)
-    size = stop_mid_transfer(p, part_of(out), min_bytes)
+    return p, stop_mid_transfer(p, part_of(out), min_bytes)
+
+
+def interrupted_fetch(d, name, out, ini, procs, min_bytes=4 * MIB, start=None):
+    """A fetch of `name` (see stopped_fetch()) SIGKILLed mid-transfer:
+    returns the partial size."""
+    p, size = stopped_fetch(d, name, out, ini, procs, min_bytes, start)
     kill_proc(p)
     assert part_of(out).stat().st_size == size
     assert meta_of(out).exists() and not out.exists()
     return size
+
+
+def flip_bit(path, pos, bit=0x40):
+    """Flip one bit of the byte at pos in the file at path, in place."""
+    with open(path, "r+b") as f:
+        f.seek(pos)
+        b = f.read(1)
+        f.seek(pos)
+        f.write(bytes([b[0] ^ bit]))
 
 
 def entry_at(d, offset, timeout=10.0):
@@ -179,6 +196,92 @@ def rand_bytes(n, seed):
     return random.Random(seed).randbytes(n)
 
 
+def check_whole_fetch(r, name, out, size, sha):
+    """r, a finished `fetch -o out name` (not on a terminal), got the whole
+    file: exit 0, nothing at all on stderr (no progress bar), the result
+    line, size bytes with SHA-256 sha in out, no temporary files left."""
+    assert r.returncode == EXIT_OK, r.stderr
+    assert r.stderr == b""
+    m = RESULT_LINE.fullmatch(r.stdout)
+    assert m, r.stdout
+    assert (m["path"], m["out"], int(m["bytes"])) == (name.encode(), str(out).encode(), size)
+    assert m["resumed"] is None and m["restarted"] is None
+    assert out.stat().st_size == size
+    assert sha256_file(out) == sha
+    assert not part_of(out).exists() and not meta_of(out).exists()
+
+
+def check_to_stdout(base, data, cwd, timeout):
+    """base (a fetch command line ending in `-o -`) run on file "f", whole
+    and from offset 1000: the data on stdout, nothing on stderr."""
+    r = subprocess.run(base + ["f"], capture_output=True, timeout=timeout, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data and r.stderr == b""
+    r = subprocess.run(base + ["--offset", "1000", "f"], capture_output=True, timeout=timeout, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data[1000:]
+
+
+def fetch_at_once(base, n, out_dir, sha, timeout):
+    """n fetches of file "f" (base: the command line up to its options),
+    each with --verify into out_dir/fI, all started at once: every one
+    ends with 0, nothing on stderr and an output with SHA-256 sha."""
+    cmds = [base + ["--verify", "-o", str(out_dir / f"f{i}"), "f"] for i in range(n)]
+    ps = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in cmds]
+    try:
+        results = [(p.wait(timeout), p.stderr.read()) for p in ps]
+    finally:
+        for p in ps:
+            kill_proc(p)
+            p.stdout.close()
+            p.stderr.close()
+    assert results == [(0, b"")] * n
+    for i in range(n):
+        assert sha256_file(out_dir / f"f{i}") == sha
+
+
+def check_resumed_json(r, out, have, size, sha):
+    """r, a finished `fetch --resume --json -o out` after a partial download
+    of have bytes, completed the size-byte file (SHA-256 sha): removes out."""
+    assert r.returncode == EXIT_OK, r.stderr
+    obj = json.loads(r.stdout)
+    assert (obj["resumed"], obj["restarted"], obj["offset"], obj["bytes"], obj["size"]) == \
+        (True, False, have, size - have, size)
+    assert sha256_file(out) == sha
+    assert not part_of(out).exists() and not meta_of(out).exists()
+    out.unlink()
+
+
+def check_resume_file_replaced(d, fetch_fn, name, out, have, ini, no_restart, seed):
+    """The server's file `name` is replaced (200000 new bytes) after a
+    partial download of have bytes into out, then fetch_fn (fetch() here,
+    test_xfer.py's ufetch()) resumes: by default the client says so and
+    starts over (getting the new file); with --no-restart it stops with 9
+    and keeps the partial file untouched.  The same texts both ways."""
+    part_sha = sha256_file(part_of(out))
+    new = rand_bytes(200_000, seed)
+    tmp = d.root / (name + ".new")
+    tmp.write_bytes(new)
+    os.rename(tmp, d.root / name)
+    args = ["--resume"] + (["--no-restart"] if no_restart else [])
+    r = fetch_fn(d, *args, "-o", out, name, ini=ini)
+    if no_restart:
+        assert r.returncode == EXIT_CHANGED, r.stderr
+        assert r.stderr == (b"netlabctl: server refused (changed): the file changed on the server since the partial "
+                            b"download (now 200000 bytes); the partial file " + bytes(part_of(out))
+                            + b" was kept (run without --resume to start over)\n")
+        assert r.stdout == b""
+        assert part_of(out).stat().st_size == have and sha256_file(part_of(out)) == part_sha
+        assert meta_of(out).exists() and not out.exists()
+    else:
+        assert r.returncode == EXIT_OK, r.stderr
+        assert r.stderr == b"netlabctl: the file changed on the server; starting over\n"
+        m = RESULT_LINE.fullmatch(r.stdout)
+        assert m and m["restarted"] and int(m["bytes"]) == 200_000, r.stdout
+        assert out.read_bytes() == new
+        assert not part_of(out).exists() and not meta_of(out).exists()
+
+
 # ---------------------------------------------------------------------------
 # whole files, offsets, output forms
 
@@ -193,16 +296,7 @@ def test_fetch_whole(srv, ctl_ini, out_dir, name):
         want, size = hashlib.sha256(data).hexdigest(), len(data)
     out = out_dir / "out.bin"
     r = fetch(srv, "-o", out, name, ini=ctl_ini, timeout=60)
-    assert r.returncode == EXIT_OK, r.stderr
-    # Not a terminal: no progress bar, nothing at all on stderr.
-    assert r.stderr == b""
-    m = RESULT_LINE.fullmatch(r.stdout)
-    assert m, r.stdout
-    assert (m["path"], m["out"], int(m["bytes"])) == (name.encode(), str(out).encode(), size)
-    assert m["resumed"] is None and m["restarted"] is None
-    assert out.stat().st_size == size
-    assert sha256_file(out) == want
-    assert not part_of(out).exists() and not meta_of(out).exists()
+    check_whole_fetch(r, name, out, size, want)
     out.unlink()
     e = srv.wait_requests(1)[0]
     assert (e["RESULT"], e["FILE"], e["OFFSET"]) == ("ok", name, "0")
@@ -260,12 +354,7 @@ def test_fetch_to_stdout(srv, ctl_ini, tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     base = [str(NETLABCTL), f"--config={ctl_ini}", "fetch", "-H", "127.0.0.1", "-p", str(srv.port), "-o", "-"]
-    r = subprocess.run(base + ["f"], capture_output=True, timeout=30, cwd=cwd)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == data and r.stderr == b""
-    r = subprocess.run(base + ["--offset", "1000", "f"], capture_output=True, timeout=30, cwd=cwd)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == data[1000:]
+    check_to_stdout(base, data, cwd, timeout=30)
     # Through a pipe to another process, too.
     with subprocess.Popen(base + ["f"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd) as p:
         got = hashlib.sha256()
@@ -384,9 +473,7 @@ def test_fetch_progress_bar_on_a_terminal(srv, ctl_ini, out_dir):
 def test_temp_files_during_and_after(srv, ctl_ini, out_dir, procs):
     make_sparse(srv.root / "sparse", GIB, SPARSE_MARKS)
     out = out_dir / "big.bin"
-    p = start_fetch(srv, "-o", out, "sparse", ini=ctl_ini)
-    procs.append(p)
-    stop_mid_transfer(p, part_of(out))
+    p, _ = stopped_fetch(srv, "sparse", out, ctl_ini, procs)
     try:
         assert part_of(out).exists() and meta_of(out).exists() and not out.exists()
         meta = meta_of(out).read_text()
@@ -407,9 +494,7 @@ def test_second_fetch_into_same_output_refused(srv, ctl_ini, out_dir, procs):
     same OUT stops with exit 8 and leaves the first one's data alone."""
     make_sparse(srv.root / "sparse", GIB, SPARSE_MARKS)
     out = out_dir / "same.bin"
-    p = start_fetch(srv, "-o", out, "sparse", ini=ctl_ini)
-    procs.append(p)
-    stop_mid_transfer(p, part_of(out))
+    p, _ = stopped_fetch(srv, "sparse", out, ctl_ini, procs)
     try:
         for args in ((), ("--resume",)):
             r = fetch(srv, *args, "-o", out, "sparse", ini=ctl_ini)
@@ -428,9 +513,7 @@ def test_sigint_keeps_partial_then_resume(srv, ctl_ini, out_dir, procs):
     the partial file is kept, netlabctl dies of SIGINT; --resume finishes."""
     make_sparse(srv.root / "sparse", GIB, SPARSE_MARKS)
     out = out_dir / "int.bin"
-    p = start_fetch(srv, "-o", out, "sparse", ini=ctl_ini)
-    procs.append(p)
-    stop_mid_transfer(p, part_of(out))
+    p, _ = stopped_fetch(srv, "sparse", out, ctl_ini, procs)
     os.kill(p.pid, signal.SIGINT)
     os.kill(p.pid, signal.SIGCONT)
     rc, stdout, stderr = finish(p, 30)
@@ -456,22 +539,14 @@ def test_resume_after_client_killed(srv, ctl_ini, out_dir, procs):
     have = interrupted_fetch(srv, "sparse", out, ctl_ini, procs)
     assert 0 < have < GIB
     r = fetch(srv, "--resume", "--json", "-o", out, "sparse", ini=ctl_ini, timeout=60)
-    assert r.returncode == 0, r.stderr
-    obj = json.loads(r.stdout)
-    assert (obj["resumed"], obj["restarted"], obj["offset"], obj["bytes"], obj["size"]) == \
-        (True, False, have, GIB - have, GIB)
-    assert sha256_file(out) == sparse_sha()
-    assert not part_of(out).exists() and not meta_of(out).exists()
-    out.unlink()
+    check_resumed_json(r, out, have, GIB, sparse_sha())
     assert entry_at(srv, have)["RESULT"] == "ok"
 
 
 def test_resume_after_server_child_killed(srv, ctl_ini, out_dir, procs):
     make_sparse(srv.root / "sparse", GIB, SPARSE_MARKS)
     out = out_dir / "k.bin"
-    p = start_fetch(srv, "-o", out, "sparse", ini=ctl_ini)
-    procs.append(p)
-    stop_mid_transfer(p, part_of(out))
+    p, _ = stopped_fetch(srv, "sparse", out, ctl_ini, procs)
     children = srv.children()
     assert len(children) == 1, children
     os.kill(children[0], signal.SIGKILL)
@@ -504,28 +579,7 @@ def test_resume_file_changed(srv, ctl_ini, out_dir, procs, no_restart):
     make_sparse(srv.root / "f", GIB, SPARSE_MARKS)
     out = out_dir / "c.bin"
     have = interrupted_fetch(srv, "f", out, ctl_ini, procs)
-    part_sha = sha256_file(part_of(out))
-    new = rand_bytes(200_000, 8)
-    tmp = srv.root / "f.new"
-    tmp.write_bytes(new)
-    os.rename(tmp, srv.root / "f")
-    args = ["--resume"] + (["--no-restart"] if no_restart else [])
-    r = fetch(srv, *args, "-o", out, "f", ini=ctl_ini)
-    if no_restart:
-        assert r.returncode == EXIT_CHANGED, r.stderr
-        assert r.stderr == (b"netlabctl: server refused (changed): the file changed on the server since the partial "
-                            b"download (now 200000 bytes); the partial file " + bytes(part_of(out))
-                            + b" was kept (run without --resume to start over)\n")
-        assert r.stdout == b""
-        assert part_of(out).stat().st_size == have and sha256_file(part_of(out)) == part_sha
-        assert meta_of(out).exists() and not out.exists()
-    else:
-        assert r.returncode == 0, r.stderr
-        assert r.stderr == b"netlabctl: the file changed on the server; starting over\n"
-        m = RESULT_LINE.fullmatch(r.stdout)
-        assert m and m["restarted"] and int(m["bytes"]) == 200_000, r.stdout
-        assert out.read_bytes() == new
-        assert not part_of(out).exists() and not meta_of(out).exists()
+    check_resume_file_replaced(srv, fetch, "f", out, have, ctl_ini, no_restart, seed=8)
     assert entry_at(srv, have)["RESULT"] == "changed"
 
 
@@ -554,11 +608,7 @@ def test_resume_corrupted_partial(srv, ctl_ini, out_dir, procs, no_restart):
     make_sparse(srv.root / "sparse", GIB, SPARSE_MARKS)
     out = out_dir / "m.bin"
     have = interrupted_fetch(srv, "sparse", out, ctl_ini, procs)
-    with open(part_of(out), "r+b") as f:
-        f.seek(have - 1000)
-        b = f.read(1)
-        f.seek(have - 1000)
-        f.write(bytes([b[0] ^ 0x40]))
+    flip_bit(part_of(out), have - 1000)
     args = ["--resume"] + (["--no-restart"] if no_restart else [])
     r = fetch(srv, *args, "-o", out, "sparse", ini=ctl_ini, timeout=60)
     tail = min(have, 65536)
@@ -644,9 +694,7 @@ def test_changed_during_transfer(srv, ctl_ini, out_dir, procs):
     p_file = srv.root / "f"
     make_sparse(p_file, 512 * MIB, {0: b"x"})
     out = out_dir / "d.bin"
-    p = start_fetch(srv, "-o", out, "f", ini=ctl_ini)
-    procs.append(p)
-    stop_mid_transfer(p, part_of(out))
+    p, _ = stopped_fetch(srv, "f", out, ctl_ini, procs)
     # Replace the contents but keep the size: only the validator can tell.
     with open(p_file, "r+b") as f:
         f.write(b"y")
@@ -926,19 +974,8 @@ def test_20_concurrent_fetches(daemon_factory, tmp_path, ctl_ini, out_dir):
     want = hashlib.sha256(data).hexdigest()
     port = free_port()
     d = daemon_factory(make_config([file_listener(port, root)], limits={"max_children": 64, "max_per_source": 32}))
-    cmds = [[str(NETLABCTL), f"--config={ctl_ini}", "fetch", "-H", "127.0.0.1", "-p", str(port), "--verify",
-             "-o", str(out_dir / f"f{i}"), "f"] for i in range(20)]
-    ps = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in cmds]
-    try:
-        results = [(p.wait(60), p.stderr.read()) for p in ps]
-    finally:
-        for p in ps:
-            kill_proc(p)
-            p.stdout.close()
-            p.stderr.close()
-    assert results == [(0, b"")] * 20
-    for i in range(20):
-        assert sha256_file(out_dir / f"f{i}") == want
+    base = [str(NETLABCTL), f"--config={ctl_ini}", "fetch", "-H", "127.0.0.1", "-p", str(port)]
+    fetch_at_once(base, 20, out_dir, want, timeout=60)
     assert [e["RESULT"] for e in d.wait_requests(20)] == ["ok"] * 20
 
 

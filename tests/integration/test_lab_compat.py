@@ -9,10 +9,8 @@ client, and `netlabctl send --lab` must work against the lab server.
 """
 import hashlib
 import json
-import os
 import random
 import re
-import select
 import shutil
 import socket
 import subprocess
@@ -23,7 +21,7 @@ import pytest
 
 import conftest
 from conftest import (file_exchange, file_get, file_listener, free_port, frame, hold_child, make_config,
-                      message_listener, netlabctl, wait_entry)
+                      message_listener, netlabctl, read_line, wait_entry)
 
 LABPROGS = Path(__file__).resolve().parent / "labprogs"
 LAB_BUFSIZE = 32  # the lab client's recv buffer; it reads at most BUFSIZE-1 bytes
@@ -60,21 +58,8 @@ class LabServer:
                                      stderr=subprocess.PIPE)
         self._wait_ready(timeout=10.0)
 
-    def _read_line(self, timeout):
-        """The server's first stdout line, read byte by byte (bounded in time)."""
-        deadline = time.monotonic() + timeout
-        line = b""
-        while not line.endswith(b"\n") and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                b = os.read(self.proc.stdout.fileno(), 1)
-                if not b:
-                    break
-                line += b
-        return line
-
     def _wait_ready(self, timeout):
-        line = self._read_line(timeout)
+        line = read_line(self.proc.stdout, timeout)
         assert line == b"ready\n", (line, self.proc.poll())
 
     def finish(self, timeout=10.0):
@@ -500,7 +485,7 @@ class DownloadServer(LabServer):
     def __init__(self, progs, path, count=1):
         self.proc = subprocess.Popen([str(progs["lab_download_server"]), "0", str(path), str(count)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = self._read_line(timeout=10.0)
+        line = read_line(self.proc.stdout, timeout=10.0)
         m = re.fullmatch(rb"ready (\d+)\n", line)
         assert m, (line, self.proc.poll())
         self.port = int(m.group(1))

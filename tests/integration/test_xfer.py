@@ -34,8 +34,10 @@ import pytest
 
 from conftest import (FILE_INFO_SIZE, NETLABCTL, file_get_body, file_listener, free_port, make_config, make_sparse,
                       netlabctl, parse_file_info, sha256_file, sparse_sha256, udp_file_listener)
-from test_fetch import (EXIT_BUSY, EXIT_CHANGED, EXIT_OK, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, RESULT_LINE,
-                        kill_proc, meta_of, out_dir, part_of, procs, ram, stop_mid_transfer)
+from test_fetch import (EXIT_BUSY, EXIT_OK, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, RESULT_LINE,
+                        check_resume_file_replaced, check_resumed_json, check_to_stdout, check_whole_fetch,
+                        fetch_at_once, flip_bit, interrupted_fetch, kill_proc, out_dir, part_of, procs, ram, rand_bytes,
+                        stopped_fetch)
 
 __all__ = ["out_dir", "procs", "ram"]  # fixtures shared with test_fetch.py
 
@@ -311,10 +313,6 @@ class XClient:
 # ---------------------------------------------------------------------------
 # daemons and clients
 
-def rand_bytes(n, seed):
-    return random.Random(seed).randbytes(n)
-
-
 def start_both(daemon_factory, root, port=None, address="127.0.0.1", limits=None, udp=None, tcp=True):
     """netlabd serving root over TCP ("files") and UDP ("files-udp") on the
     same port number; d.port, d.root."""
@@ -360,14 +358,7 @@ def udp_entries(d, listener="files-udp"):
 
 def wait_udp_entries(d, pred, timeout=10.0, listener="files-udp"):
     """The listener's entries once pred(entries) holds (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        es = udp_entries(d, listener)
-        if pred(es):
-            return es
-        if time.monotonic() > deadline:
-            raise AssertionError(f"log entries of {listener} never matched: {es}\n{d.log()[-3000:]}")
-        time.sleep(0.05)
+    return d.wait_requests(pred=pred, timeout=timeout, listener=listener)
 
 
 def entry_for_port(d, port, timeout=10.0):
@@ -383,6 +374,20 @@ def wait_gone(pids, timeout):
             return time.monotonic() - t0
         time.sleep(0.02)
     raise AssertionError(f"still running after {timeout}s: {[p for p in pids if os.path.exists(f'/proc/{p}')]}")
+
+
+def raw_get(c, path, want, **kw):
+    """c asks for path (kw: the REQUEST's fields, as XClient.handshake()),
+    is ACCEPTed and downloads want, byte for byte; c is closed after.
+    Returns (the ACCEPT, the END, the download's counters)."""
+    try:
+        p = c.handshake(path, **kw)
+        assert p.type == ACCEPT, (NAMES[p.type], getattr(p, "text", None))
+        got, end, seen = c.download()
+        assert got == want
+        return p, end, seen
+    finally:
+        c.close()
 
 
 def wait_children(d, n, timeout=5.0):
@@ -411,15 +416,7 @@ def test_whole_file(usrv, ctl_ini, out_dir, name):
     (usrv.root / name).write_bytes(data)
     out = out_dir / "out.bin"
     r = ufetch(usrv, "-o", out, name, ini=ctl_ini)
-    assert r.returncode == EXIT_OK, r.stderr
-    assert r.stderr == b""  # not a terminal: no progress bar
-    m = RESULT_LINE.fullmatch(r.stdout)
-    assert m, r.stdout
-    assert (m["path"], m["out"], int(m["bytes"])) == (name.encode(), str(out).encode(), size)
-    assert m["resumed"] is None and m["restarted"] is None
-    assert out.stat().st_size == size
-    assert sha256_file(out) == hashlib.sha256(data).hexdigest()
-    assert not part_of(out).exists() and not meta_of(out).exists()
+    check_whole_fetch(r, name, out, size, hashlib.sha256(data).hexdigest())
     e = wait_udp_entries(usrv, lambda es: len(es) >= 1)[0]
     assert (e["SERVICE"], e["RESULT"], e["FILE"], e["OFFSET"]) == ("file", "ok", name, "0"), e
     assert int(e["BYTES_OUT"]) >= size, e
@@ -499,30 +496,16 @@ def test_raw_download_same_validator_as_tcp(usrv):
     (usrv.root / "f").write_bytes(data)
     a = conftest.file_exchange(usrv.port, conftest.file_get("f"))
     assert a.status == OK
-    c = XClient(usrv.port)
-    try:
-        p = c.handshake("f")
-        assert p.type == ACCEPT
-        assert p.info == a.info
-        got, end, _ = c.download()
-        assert got == data
-    finally:
-        c.close()
+    p, _, _ = raw_get(XClient(usrv.port), "f", data)
+    assert p.info == a.info
 
 
 def test_raw_download_offset_and_digest(usrv):
     data = rand_bytes(500_000, 23)
     (usrv.root / "f").write_bytes(data)
-    c = XClient(usrv.port)
-    try:
-        p = c.handshake("f", offset=123_457, flags=1, block_max=1000)
-        assert p.type == ACCEPT
-        assert (p.info["flags"], p.info["offset"], p.info["length"]) == (1, 123_457, len(data) - 123_457)
-        got, end, _ = c.download()
-        assert got == data[123_457:]
-        assert end.status == OK and end.digest == hashlib.sha256(data).hexdigest()  # of the whole file
-    finally:
-        c.close()
+    p, end, _ = raw_get(XClient(usrv.port), "f", data[123_457:], offset=123_457, flags=1, block_max=1000)
+    assert (p.info["flags"], p.info["offset"], p.info["length"]) == (1, 123_457, len(data) - 123_457)
+    assert end.status == OK and end.digest == hashlib.sha256(data).hexdigest()  # of the whole file
 
 
 def test_raw_download_sack_and_bad_acks(usrv):
@@ -579,14 +562,8 @@ def test_lost_done_is_still_ok(usrv, how):
 
 def test_empty_file_raw(usrv):
     (usrv.root / "e").write_bytes(b"")
-    c = XClient(usrv.port)
-    try:
-        p = c.handshake("e")
-        assert p.type == ACCEPT and p.info["length"] == 0
-        got, end, seen = c.download()
-        assert got == b"" and end.status == OK and seen["data"] == 0
-    finally:
-        c.close()
+    p, end, seen = raw_get(XClient(usrv.port), "e", b"")
+    assert p.info["length"] == 0 and end.status == OK and seen["data"] == 0
 
 
 # ---------------------------------------------------------------------------
@@ -753,16 +730,9 @@ def make_resumable(root, name):
     return marks
 
 
-def interrupted_ufetch(d, name, out, ini, procs, min_bytes=4 * MIB):
-    """A --udp fetch of `name` stopped mid-transfer, then SIGKILLed: the
-    partial size."""
-    p = start_ufetch(d, "-o", out, name, ini=ini)
-    procs.append(p)
-    size = stop_mid_transfer(p, part_of(out), min_bytes)
-    kill_proc(p)
-    assert part_of(out).stat().st_size == size
-    assert meta_of(out).exists() and not out.exists()
-    return size
+def interrupted_ufetch(d, name, out, ini, procs):
+    """test_fetch.interrupted_fetch() with --udp: the partial size."""
+    return interrupted_fetch(d, name, out, ini, procs, start=start_ufetch)
 
 
 def test_resume_after_client_killed(usrv, ctl_ini, out_dir, procs):
@@ -774,13 +744,7 @@ def test_resume_after_client_killed(usrv, ctl_ini, out_dir, procs):
     with open(part_of(out), "rb") as f, open(usrv.root / "r", "rb") as g:
         assert hashlib.sha256(f.read()).digest() == hashlib.sha256(g.read(have)).digest()
     r = ufetch(usrv, "--resume", "--json", "-o", out, "r", ini=ctl_ini, timeout=120)
-    assert r.returncode == EXIT_OK, r.stderr
-    obj = json.loads(r.stdout)
-    assert (obj["resumed"], obj["restarted"], obj["offset"], obj["bytes"], obj["size"]) == \
-        (True, False, have, RESUMABLE - have, RESUMABLE)
-    assert sha256_file(out) == sparse_sha256(RESUMABLE, marks)
-    assert not part_of(out).exists() and not meta_of(out).exists()
-    out.unlink()
+    check_resumed_json(r, out, have, RESUMABLE, sparse_sha256(RESUMABLE, marks))
     es = wait_udp_entries(usrv, lambda es: any(e["OFFSET"] == str(have) for e in es))
     assert [e["RESULT"] for e in es if e["OFFSET"] == str(have)] == ["ok"]
 
@@ -790,12 +754,7 @@ def test_resume_over_udp_after_tcp(usrv, ctl_ini, out_dir, procs):
     same tail hash)."""
     marks = make_resumable(usrv.root, "x")
     out = out_dir / "x.bin"
-    cmd = [str(NETLABCTL), f"--config={ctl_ini}", "fetch", "-H", "127.0.0.1", "-p", str(usrv.port), "-o", str(out),
-           "x"]
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    procs.append(p)
-    have = stop_mid_transfer(p, part_of(out))
-    kill_proc(p)
+    have = interrupted_fetch(usrv, "x", out, ctl_ini, procs)  # over TCP
     r = ufetch(usrv, "--resume", "-o", out, "x", ini=ctl_ini, timeout=120)
     assert r.returncode == EXIT_OK, r.stderr
     assert r.stderr == b""
@@ -812,28 +771,7 @@ def test_resume_file_changed(usrv, ctl_ini, out_dir, procs, no_restart):
     make_resumable(usrv.root, "f")
     out = out_dir / "c.bin"
     have = interrupted_ufetch(usrv, "f", out, ctl_ini, procs)
-    part_sha = sha256_file(part_of(out))
-    new = rand_bytes(200_000, 28)
-    tmp = usrv.root / "f.new"
-    tmp.write_bytes(new)
-    os.rename(tmp, usrv.root / "f")
-    args = ["--resume"] + (["--no-restart"] if no_restart else [])
-    r = ufetch(usrv, *args, "-o", out, "f", ini=ctl_ini)
-    if no_restart:
-        assert r.returncode == EXIT_CHANGED, r.stderr
-        assert r.stderr == (b"netlabctl: server refused (changed): the file changed on the server since the partial "
-                            b"download (now 200000 bytes); the partial file " + bytes(part_of(out))
-                            + b" was kept (run without --resume to start over)\n")
-        assert r.stdout == b""
-        assert part_of(out).stat().st_size == have and sha256_file(part_of(out)) == part_sha
-        assert meta_of(out).exists() and not out.exists()
-    else:
-        assert r.returncode == EXIT_OK, r.stderr
-        assert r.stderr == b"netlabctl: the file changed on the server; starting over\n"
-        m = RESULT_LINE.fullmatch(r.stdout)
-        assert m and m["restarted"] and int(m["bytes"]) == 200_000, r.stdout
-        assert out.read_bytes() == new
-        assert not part_of(out).exists() and not meta_of(out).exists()
+    check_resume_file_replaced(usrv, ufetch, "f", out, have, ctl_ini, no_restart, seed=28)
     es = wait_udp_entries(usrv, lambda es: any(e["OFFSET"] == str(have) for e in es))
     assert [e["RESULT"] for e in es if e["OFFSET"] == str(have)] == ["changed"]
 
@@ -844,11 +782,7 @@ def test_resume_corrupted_partial(usrv, ctl_ini, out_dir, procs):
     marks = make_resumable(usrv.root, "m")
     out = out_dir / "m.bin"
     have = interrupted_ufetch(usrv, "m", out, ctl_ini, procs)
-    with open(part_of(out), "r+b") as f:
-        f.seek(have - 1000)
-        b = f.read(1)
-        f.seek(have - 1000)
-        f.write(bytes([b[0] ^ 0x40]))
+    flip_bit(part_of(out), have - 1000)
     r = ufetch(usrv, "--resume", "-o", out, "m", ini=ctl_ini, timeout=120)
     assert r.returncode == EXIT_OK, r.stderr
     assert r.stderr == b"netlabctl: the partial file's last bytes differ from the server's file; starting over\n"
@@ -864,9 +798,7 @@ def test_changed_during_transfer(usrv, ctl_ini, out_dir, procs):
     p_file = usrv.root / "f"
     make_sparse(p_file, 256 * MIB, {0: b"x"})
     out = out_dir / "d.bin"
-    p = start_ufetch(usrv, "-o", out, "f", ini=ctl_ini)
-    procs.append(p)
-    stop_mid_transfer(p, part_of(out))
+    p, _ = stopped_fetch(usrv, "f", out, ctl_ini, procs, start=start_ufetch)
     with open(p_file, "r+b") as f:
         f.write(b"y")
     os.truncate(p_file, 256 * MIB)
@@ -960,12 +892,7 @@ def test_to_stdout(usrv, ctl_ini, tmp_path):
     cwd.mkdir()
     base = [str(NETLABCTL), f"--config={ctl_ini}", "fetch", "--udp", "-H", "127.0.0.1", "-p", str(usrv.port),
             "-o", "-"]
-    r = subprocess.run(base + ["f"], capture_output=True, timeout=60, cwd=cwd)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == data and r.stderr == b""
-    r = subprocess.run(base + ["--offset", "1000", "f"], capture_output=True, timeout=60, cwd=cwd)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == data[1000:]
+    check_to_stdout(base, data, cwd, timeout=60)
     assert os.listdir(cwd) == []
 
 
@@ -1018,19 +945,8 @@ def test_10_concurrent(daemon_factory, tmp_path, ctl_ini, out_dir):
     data = rand_bytes(4 * MIB + 1, 32)
     (usrv.root / "f").write_bytes(data)
     want = hashlib.sha256(data).hexdigest()
-    cmds = [[str(NETLABCTL), f"--config={ctl_ini}", "fetch", "--udp", "-H", "127.0.0.1", "-p", str(usrv.port),
-             "--verify", "-o", str(out_dir / f"f{i}"), "f"] for i in range(10)]
-    ps = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in cmds]
-    try:
-        results = [(p.wait(90), p.stderr.read()) for p in ps]
-    finally:
-        for p in ps:
-            kill_proc(p)
-            p.stdout.close()
-            p.stderr.close()
-    assert results == [(0, b"")] * 10
-    for i in range(10):
-        assert sha256_file(out_dir / f"f{i}") == want
+    base = [str(NETLABCTL), f"--config={ctl_ini}", "fetch", "--udp", "-H", "127.0.0.1", "-p", str(usrv.port)]
+    fetch_at_once(base, 10, out_dir, want, timeout=90)
     es = wait_udp_entries(usrv, lambda es: len(es) >= 10)
     assert [e["RESULT"] for e in es] == ["ok"] * 10
     assert len({e["REMOTE_PORT"] for e in es}) == 10
@@ -1143,9 +1059,7 @@ def test_vanished_client_frees_child(short_idle, ctl_ini, out_dir, procs, how):
     takes that as the end, "client-gone", even sooner.)"""
     d = short_idle
     out = out_dir / "v.bin"
-    p = start_ufetch(d, "-o", out, "big", ini=ctl_ini)
-    procs.append(p)
-    stop_mid_transfer(p, part_of(out))
+    p, _ = stopped_fetch(d, "big", out, ctl_ini, procs, start=start_ufetch)
     kids = d.children()
     assert len(kids) == 1, kids
     t0 = time.monotonic()
@@ -1202,9 +1116,7 @@ def test_sigint_cancels(short_idle, ctl_ini, out_dir, procs):
     file with TCP's message; the child logs "cancelled" at once."""
     d = short_idle
     out = out_dir / "int.bin"
-    p = start_ufetch(d, "-o", out, "big", ini=ctl_ini)
-    procs.append(p)
-    stop_mid_transfer(p, part_of(out))
+    p, _ = stopped_fetch(d, "big", out, ctl_ini, procs, start=start_ufetch)
     kids = d.children()
     os.kill(p.pid, signal.SIGINT)
     os.kill(p.pid, signal.SIGCONT)
@@ -1274,16 +1186,9 @@ def test_ipv6(daemon_factory, tmp_path, ctl_ini, out_dir, address, host):
     assert u["RESULT"] == "ok" and u["REMOTE_ADDR"] == t["REMOTE_ADDR"], (u, t)
     # Raw: the ACCEPT comes from the server's address.
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    c = XClient(d.port, host=host, family=fam)
-    try:
-        p = c.handshake("f", block_max=BLOCK_MAX)
-        assert p.type == ACCEPT
-        # loopback MTU 65536: the largest block under IPv6 too (40-byte header)
-        assert p.block_size == BLOCK_MAX
-        got, _, _ = c.download()
-        assert got == data
-    finally:
-        c.close()
+    p, _, _ = raw_get(XClient(d.port, host=host, family=fam), "f", data, block_max=BLOCK_MAX)
+    # loopback MTU 65536: the largest block under IPv6 too (40-byte header)
+    assert p.block_size == BLOCK_MAX
 
 
 # ---------------------------------------------------------------------------
@@ -1297,15 +1202,8 @@ def test_listener_block_and_window_max(daemon_factory, tmp_path):
     (root / "f").write_bytes(data)
     d = start_both(daemon_factory, root, udp={"block_size_max": 1000, "window_max": 16})
     for block_max, window, want in ((BLOCK_MAX, 1000, (1000, 16)), (700, 8, (700, 8))):
-        c = XClient(d.port)
-        try:
-            p = c.handshake("f", block_max=block_max, window=window)
-            assert p.type == ACCEPT
-            assert (p.block_size, p.window) == want
-            got, _, _ = c.download()
-            assert got == data
-        finally:
-            c.close()
+        p, _, _ = raw_get(XClient(d.port), "f", data, block_max=block_max, window=window)
+        assert (p.block_size, p.window) == want
 
 
 def test_reload_keeps_transfers_and_cookies(usrv, ctl_ini, out_dir, procs):
@@ -1318,9 +1216,7 @@ def test_reload_keeps_transfers_and_cookies(usrv, ctl_ini, out_dir, procs):
         cid = client_id()
         cookie = c.get_retry(cid, body)
         out = out_dir / "r.bin"
-        p = start_ufetch(usrv, "-o", out, "r", ini=ctl_ini)
-        procs.append(p)
-        stop_mid_transfer(p, part_of(out))
+        p, _ = stopped_fetch(usrv, "r", out, ctl_ini, procs, start=start_ufetch)
         usrv.reload()
         os.kill(p.pid, signal.SIGCONT)
         stdout, stderr = p.communicate(timeout=120)

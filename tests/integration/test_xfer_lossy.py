@@ -13,7 +13,6 @@ subprocess timeout.
 """
 import hashlib
 import os
-import random
 import re
 import socket
 import subprocess
@@ -23,17 +22,13 @@ import pytest
 
 from conftest import NETLABCTL, make_config, sha256_file, udp_file_listener
 from netns import NetnsPair, skip_reason
-from test_xfer import ACCEPT, BLOCK_MAX, DATA, DATA_HEADER, XClient, udp_entries, wait_udp_entries
+from test_xfer import BLOCK_MAX, DATA, DATA_HEADER, XClient, rand_bytes, raw_get, udp_entries, wait_udp_entries
 from udprelay import RelayProcess
 
 MIB = 1 << 20
 PORT = 5001                 # a namespace of our own: nothing else binds there
 EXIT_OK, EXIT_TIMEOUT = 0, 7
 MTU_BLOCK = 1500 - 20 - 8 - DATA_HEADER   # IPv4 header, UDP header, DATA header: 1456
-
-
-def rand_bytes(n, seed):
-    return random.Random(seed).randbytes(n)
 
 
 @pytest.fixture(scope="module")
@@ -102,15 +97,9 @@ def test_block_size_follows_the_path_mtu(nsd, net):
     data = rand_bytes(300_000, 40)
     (nsd.root / "f").write_bytes(data)
     c = XClient(PORT, host=net.server_addr, sock=net.socket(net.client_ns))
-    try:
-        p = c.handshake("f", block_max=BLOCK_MAX)
-        assert p.type == ACCEPT
-        assert p.block_size == MTU_BLOCK
-        got, end, seen = c.download()
-        assert got == data
-        assert all(len(x.payload) <= MTU_BLOCK for x, _ in c.rx if x.type == DATA)
-    finally:
-        c.close()
+    p, _, _ = raw_get(c, "f", data, block_max=BLOCK_MAX)
+    assert p.block_size == MTU_BLOCK
+    assert all(len(x.payload) <= MTU_BLOCK for x, _ in c.rx if x.type == DATA)
 
 
 @pytest.mark.parametrize("block", [None, 512], ids=["default-block", "block-512"])

@@ -51,12 +51,17 @@ def parse_addr(text):
     return (socket.AF_INET6 if ":" in host else socket.AF_INET), host, int(port)
 
 
-def big_buffers(s):
+def relay_socket(family, addr):
+    """A non-blocking UDP socket bound to addr, with big buffers."""
+    s = socket.socket(family, socket.SOCK_DGRAM)
     for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # SO_RCVBUFFORCE, SO_SNDBUFFORCE
         try:
             s.setsockopt(socket.SOL_SOCKET, force, BUF)
         except OSError:
             s.setsockopt(socket.SOL_SOCKET, opt, BUF)
+    s.bind(addr)
+    s.setblocking(False)
+    return s
 
 
 class Direction:
@@ -102,10 +107,7 @@ class Relay:
         self.sfam, self.shost, self.sport = parse_addr(a.server)
         self.listen_host = host
         self.fam = fam
-        self.main = socket.socket(fam, socket.SOCK_DGRAM)
-        big_buffers(self.main)
-        self.main.bind((host, port))
-        self.main.setblocking(False)
+        self.main = relay_socket(fam, (host, port))
         self.port = self.main.getsockname()[1]
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.main, selectors.EVENT_READ, ("main", None, None))
@@ -127,10 +129,7 @@ class Relay:
             if len(self.clients) >= self.a.max_clients:
                 self.other["refused_clients"] += 1
                 return None
-            up = socket.socket(self.sfam, socket.SOCK_DGRAM)
-            big_buffers(up)
-            up.bind(("::" if self.sfam == socket.AF_INET6 else "0.0.0.0", 0))
-            up.setblocking(False)
+            up = relay_socket(self.sfam, ("::" if self.sfam == socket.AF_INET6 else "0.0.0.0", 0))
             c = Client(addr, up)
             self.clients[addr] = c
             self.sel.register(up, selectors.EVENT_READ, ("up", c, None))
@@ -143,10 +142,7 @@ class Relay:
             if len(c.down) >= self.a.max_ports:
                 self.other["refused_ports"] += 1
                 return None
-            s = socket.socket(self.fam, socket.SOCK_DGRAM)
-            big_buffers(s)
-            s.bind((self.listen_host, 0))
-            s.setblocking(False)
+            s = relay_socket(self.fam, (self.listen_host, 0))
             c.down[server_port] = s
             self.sel.register(s, selectors.EVENT_READ, ("down", c, server_port))
             self.other["mapped_ports"] += 1
@@ -227,12 +223,10 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--listen", required=True, help="ADDR:PORT to receive clients on (port 0: any)")
     p.add_argument("--server", required=True, help="ADDR:PORT of the server")
-    p.add_argument("--delay-up", type=float, default=0.0, help="ms added client -> server")
-    p.add_argument("--delay-down", type=float, default=0.0, help="ms added server -> client")
-    p.add_argument("--jitter-up", type=float, default=0.0, help="up to this many more ms, uniformly")
-    p.add_argument("--jitter-down", type=float, default=0.0)
-    p.add_argument("--loss-up", type=float, default=0.0, help="probability a datagram is dropped")
-    p.add_argument("--loss-down", type=float, default=0.0)
+    for way, link in (("up", "client -> server"), ("down", "server -> client")):
+        p.add_argument(f"--delay-{way}", type=float, default=0.0, help=f"ms added {link}")
+        p.add_argument(f"--jitter-{way}", type=float, default=0.0, help=f"up to this many more ms, uniformly ({link})")
+        p.add_argument(f"--loss-{way}", type=float, default=0.0, help=f"probability a datagram is dropped ({link})")
     p.add_argument("--reorder", type=float, default=0.0, help="probability a datagram is held back")
     p.add_argument("--reorder-extra", type=float, default=3.0, help="ms a held-back datagram waits more")
     p.add_argument("--dup", type=float, default=0.0, help="probability a datagram is sent twice")
@@ -271,16 +265,8 @@ class RelayProcess:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         self.stats = None
-        import select
-        deadline = time.monotonic() + ready_timeout
-        line = b""
-        while not line.endswith(b"\n") and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                b = os.read(self.proc.stdout.fileno(), 1)
-                if not b:
-                    break
-                line += b
+        from conftest import read_line  # the tests' helpers: only this class needs them
+        line = read_line(self.proc.stdout, ready_timeout)
         if not line.startswith(b"ready "):
             self.kill()
             raise RuntimeError(f"udprelay did not start: {line!r} {self.proc.stderr.read()!r}")
