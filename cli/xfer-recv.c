@@ -43,6 +43,7 @@
 static_assert(XFER_RECV_TEXT_MAX == NL_ERROR_TEXT_MAX, "report text holds an error text");
 
 #define HANDSHAKE_RTO_USEC (250u * 1000u)   /* first REQUEST resend; doubles */
+#define COOKIE_RTO_MIN_USEC (50u * 1000u)   /* REQUEST with the cookie: at least this */
 #define HANDSHAKE_RTO_MAX_USEC (4u * 1000u * 1000u)
 #define RCVBUF_WANT (16 * 1024 * 1024)      /* SO_RCVBUF(FORCE): a burst of a big window */
 #define BATCH_BYTES (4u * 1024u * 1024u)    /* receive buffers for one recvmmsg() */
@@ -51,6 +52,7 @@ static_assert(XFER_RECV_TEXT_MAX == NL_ERROR_TEXT_MAX, "report text holds an err
 #define ACK_EVERY 16u                       /* blocks between ACKs at most */
 #define END_REACK_USEC (200u * 1000u)       /* nothing this long: ACK again (doubling) */
 #define END_REACK_MAX_USEC (2u * 1000u * 1000u)
+#define FIRST_REACK_USEC (50u * 1000u)      /* before the first DATA: the first ACK again */
 #define LINGER_MAX_USEC (200u * 1000u)
 #define LINGER_DEFAULT_USEC (50u * 1000u)   /* no RTT measured */
 #define WAIT_TICK_USEC (250u * 1000u)       /* look at the signal flag at least this often */
@@ -555,7 +557,18 @@ int xfer_recv_handshake(struct xfer_recv *x, struct file_info *ret_info)
                                         deadline = now + p->timeout_usec;
                                 }
                                 sends_since_answer = 0;
+                                /* The RETRY measured the path: a lost
+                                 * REQUEST with the cookie (or its ACCEPT)
+                                 * shows after about 2 RTT plus the server's
+                                 * fork and open (50 ms at least), not after
+                                 * 250 ms.  A copy that was not needed costs
+                                 * the server a cookie check and an ACCEPT. */
                                 interval = HANDSHAKE_RTO_USEC;
+                                if (x->rtt.has_sample) {
+                                        interval = 2 * x->rtt.srtt_usec;
+                                        if (interval < COOKIE_RTO_MIN_USEC)
+                                                interval = COOKIE_RTO_MIN_USEC;
+                                }
                                 next_send = now;
                                 break;
 
@@ -980,13 +993,21 @@ int xfer_recv_data(struct xfer_recv *x)
 
         /* Quiet for a while (the END does not come, or under heavy loss
          * our ACKs were lost and the sender waits out a backed-off RTO):
-         * ACK again, less and less often. */
+         * ACK again, less and less often.  Until the first DATA, sooner:
+         * a lost first ACK would otherwise wait for the child's next ACCEPT,
+         * 1 s and more after the first (it has no RTT sample yet), while
+         * a repeated ACK costs 21 bytes.  2 SRTT (from the handshake) is
+         * when the first DATA is overdue; 50 ms at least, as a server
+         * opening a cold file may well take that long. */
         uint64_t reack_base = END_REACK_USEC;
         if (x->rtt.has_sample && 2 * x->rtt.srtt_usec > reack_base)
                 reack_base = 2 * x->rtt.srtt_usec;
+        uint64_t first_base = FIRST_REACK_USEC;
+        if (x->rtt.has_sample && 2 * x->rtt.srtt_usec > first_base)
+                first_base = 2 * x->rtt.srtt_usec;
         uint64_t now = mono_usec();
         uint64_t deadline = now + p->timeout_usec;
-        uint64_t reack_interval = reack_base, reack_at = now + reack_interval;
+        uint64_t reack_interval = first_base, reack_at = now + reack_interval;
         unsigned n_used = 0;
 
         for (;;) {
@@ -1021,9 +1042,11 @@ int xfer_recv_data(struct xfer_recv *x)
                         if (end)
                                 return XFER_RECV_OK;
                         if (valid) {
+                                bool data_seen = x->r.highest > 0 || x->r.cum > 0;
+
                                 now = mono_usec();
                                 deadline = now + p->timeout_usec;
-                                reack_interval = reack_base;
+                                reack_interval = data_seen ? reack_base : first_base;
                                 reack_at = now + reack_interval;
                         }
                         /* A full batch: more is probably queued; ACK what

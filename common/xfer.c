@@ -1,7 +1,7 @@
 /* xfer.c: the bookkeeping of netlab's UDP transfer (see xfer.h): RTT
  * estimation (RFC 6298), AIMD congestion control in blocks, the sender's
- * scoreboard with RACK-style loss detection (RFC 8985, simplified) and the
- * receiver's window.
+ * scoreboard with RACK loss detection, its reordering timer and tail loss
+ * probes (RFC 8985), and the receiver's window.
  *
  * Pure: no I/O, no clock reads, no logging.  What it trusts: nothing in an
  * ACK (xfer_sender_on_ack() checks every field against what was really sent
@@ -26,7 +26,10 @@
  *                           it moves back only when a lower block is lost, so
  *                           the scanning is O(W) per such event at worst and
  *                           O(1) amortised when losses come in seq order.
- *   xfer_sender_on_timeout() O(in_flight).
+ *   xfer_sender_deadline()  O(1): the three timers come from the ends of the
+ *                           send-time list and a few fields.
+ *   xfer_sender_on_timer()  reordering timer and probe: O(L) like an ACK;
+ *                           RTO: O(in_flight).
  *   xfer_receiver_ready()/_sack() scan the bitmap 64 bits at a time.
  * Nothing scans the whole window per ACK. */
 #include <errno.h>
@@ -233,12 +236,13 @@ static void list_unlink(struct xfer_sender *s, uint32_t seq)
         e->prev = e->next = NONE;
 }
 
-static void mark_lost(struct xfer_sender *s, uint32_t seq)
+static void mark_lost(struct xfer_sender *s, uint32_t seq, bool by_rack)
 {
         struct xfer_block *e = blk(s, seq);
 
         list_unlink(s, seq);
         e->state = XFER_BLOCK_LOST;
+        e->rack_lost = by_rack;
         s->in_flight--;
         if (s->n_lost == 0 || seq < s->lost_lo)
                 s->lost_lo = seq;
@@ -261,8 +265,28 @@ static void mark_delivered(struct xfer_sender *s, uint32_t seq, uint64_t now_use
          * delivered by an earlier one; its send time says nothing. */
         bool ambiguous = e->n_sent > 1 && s->rtt.has_sample && now_usec >= e->sent_usec &&
                          now_usec - e->sent_usec < s->rtt.min_rtt_usec;
-        if (!ambiguous)
-                s->rack_sent_usec = max_u64(s->rack_sent_usec, e->sent_usec);
+
+        /* RACK called it lost, yet it arrived: before its resend, or by
+         * the earlier copy.  That is reordering beyond reo_wnd (RFC 8985
+         * 6.2 step 4 learns it from DSACK): widen the window, at most once
+         * per round trip. */
+        if (e->rack_lost && (e->state == XFER_BLOCK_LOST || ambiguous)) {
+                s->n_spurious++;
+                if (now_usec >= s->reo_grown_usec + s->rtt.srtt_usec) {
+                        if (s->reo_wnd_mult < XFER_REO_WND_MULT_MAX)
+                                s->reo_wnd_mult++;
+                        s->reo_wnd_persist = XFER_REO_WND_PERSIST;
+                        s->reo_grown_usec = now_usec;
+                }
+        }
+
+        if (!ambiguous && e->xmit >= s->rack_xmit) {
+                /* The most recently sent delivered block so far: RACK's
+                 * reference (RACK.xmit_ts, RACK.rtt). */
+                s->rack_xmit = e->xmit;
+                s->rack_sent_usec = e->sent_usec;
+                s->rack_rtt_usec = now_usec > e->sent_usec ? now_usec - e->sent_usec : 0;
+        }
 
         e->state = XFER_BLOCK_DELIVERED;
         e->run_end = seq + 1;
@@ -319,6 +343,7 @@ int xfer_sender_init(struct xfer_sender *s, uint32_t n_blocks, uint32_t window, 
                 .ring = ring,
                 .rwnd = window,
                 .last_progress_usec = now_usec,
+                .reo_wnd_mult = 1,
                 .sent_head = NONE,
                 .sent_tail = NONE,
         };
@@ -333,21 +358,43 @@ void xfer_sender_done(struct xfer_sender *s)
         s->ring = NULL;
 }
 
+/* Is the next new block inside what the receiver and the window allow? */
+static bool new_allowed(const struct xfer_sender *s)
+{
+        uint64_t limit = (uint64_t) s->cum + min_u64(s->rwnd, s->window);
+
+        return s->next_new < s->n_blocks && s->next_new < limit;
+}
+
 bool xfer_sender_next(const struct xfer_sender *s, uint32_t *ret_seq)
 {
-        if (s->in_flight >= s->cc.cwnd)
-                return false;
-
         /* A LOST block lies in [cum, next_new), inside the window already
          * granted: it goes whatever rwnd says now. */
-        if (s->n_lost > 0) {
-                *ret_seq = s->lost_lo;
-                return true;
+        if (s->in_flight < s->cc.cwnd) {
+                if (s->n_lost > 0) {
+                        *ret_seq = s->lost_lo;
+                        return true;
+                }
+                if (new_allowed(s)) {
+                        *ret_seq = s->next_new;
+                        return true;
+                }
         }
 
-        uint64_t limit = (uint64_t) s->cum + min_u64(s->rwnd, s->window);
-        if (s->next_new < s->n_blocks && s->next_new < limit) {
-                *ret_seq = s->next_new;
+        /* A probe goes beyond cwnd (RFC 8985 7.3).  A LOST block is the
+         * best one: it has to go anyway.  Else new data; else the latest
+         * transmission again (RFC 8985 sends the highest block; the latest
+         * sent is the same one in a plain flight, and is found in O(1)): an
+         * ACK of it, or its SACK, tells RACK what became of the others. */
+        if (s->probe_due) {
+                if (s->n_lost > 0)
+                        *ret_seq = s->lost_lo;
+                else if (new_allowed(s))
+                        *ret_seq = s->next_new;
+                else if (s->sent_tail != NONE)
+                        *ret_seq = s->sent_tail;
+                else
+                        return false;
                 return true;
         }
         return false;
@@ -362,6 +409,7 @@ void xfer_sender_sent(struct xfer_sender *s, uint32_t seq, uint64_t now_usec)
                 struct xfer_block *e = blk(s, seq);
                 *e = (struct xfer_block) {
                         .sent_usec = now_usec,
+                        .xmit = s->n_sent,
                         .state = XFER_BLOCK_IN_FLIGHT,
                         .n_sent = 1,
                 };
@@ -369,7 +417,7 @@ void xfer_sender_sent(struct xfer_sender *s, uint32_t seq, uint64_t now_usec)
                 s->in_flight++;
                 s->next_new++;
                 s->n_sent++;
-                return;
+                goto sent;
         }
 
         if (seq < s->cum || seq > s->next_new)
@@ -380,12 +428,16 @@ void xfer_sender_sent(struct xfer_sender *s, uint32_t seq, uint64_t now_usec)
                 s->n_lost--;
                 s->in_flight++;
                 e->state = XFER_BLOCK_IN_FLIGHT;
-        } else if (e->state == XFER_BLOCK_IN_FLIGHT)
-                list_unlink(s, seq); /* sent again before being declared lost */
-        else
+        } else if (e->state == XFER_BLOCK_IN_FLIGHT) {
+                /* Sent again before being declared lost: a probe.  Its ACK
+                 * can no longer tell which copy arrived. */
+                list_unlink(s, seq);
+                e->rack_lost = false;
+        } else
                 return; /* DELIVERED: nothing to do */
 
         e->sent_usec = now_usec;
+        e->xmit = s->n_sent;
         if (e->n_sent < UINT8_MAX)
                 e->n_sent++;
         list_append(s, seq);
@@ -393,6 +445,12 @@ void xfer_sender_sent(struct xfer_sender *s, uint32_t seq, uint64_t now_usec)
         s->n_retransmitted++;
         if (seq == s->lost_lo)
                 lost_fix(s);
+sent:
+        if (s->probe_due) {
+                s->probe_due = false;
+                s->n_probes_out++;
+                s->probe_sent_usec = now_usec;
+        }
 }
 
 static int ack_check(const struct xfer_sender *s, const struct xfer_packet *ack)
@@ -412,15 +470,59 @@ static int ack_check(const struct xfer_sender *s, const struct xfer_packet *ack)
         return 0;
 }
 
+/* RFC 8985 6.2 step 4, without its "no reordering seen yet" special case
+ * (reo_wnd 0 during recovery), which would turn any reordering into
+ * retransmissions before the first evidence of it. */
+static uint64_t reo_wnd(const struct xfer_sender *s)
+{
+        uint64_t w = s->rtt.min_rtt_usec / 4 * s->reo_wnd_mult;
+
+        if (s->rtt.has_sample)
+                w = min_u64(w, s->rtt.srtt_usec);
+        return max_u64(w, XFER_REO_WND_MIN_USEC);
+}
+
+/* RACK's loss detection (RFC 8985 6.2 step 5): an IN_FLIGHT block sent
+ * before the RACK block is lost once now is RACK.rtt + reo_wnd past its
+ * transmission.  The send-time list is in transmission order, so the
+ * candidates are a prefix of it and the ones whose time is up a prefix of
+ * that: the walk looks at the blocks it declares lost, plus one.
+ * An ACK holds at most NL_XFER_SACK_MAX ranges, the lowest ones: with more
+ * holes than that, blocks that arrived above the last range are unknown
+ * here and may be resent needlessly once a later-sent (say, retransmitted
+ * low) block is acknowledged.  That costs duplicates, never correctness,
+ * and only with over 32 holes in one window.
+ * Return: whether a block was declared lost. */
+static bool rack_detect(struct xfer_sender *s, uint64_t now_usec)
+{
+        uint64_t wait = s->rack_rtt_usec + reo_wnd(s);
+        bool lost = false;
+
+        while (s->sent_head != NONE) {
+                const struct xfer_block *e = blk(s, s->sent_head);
+
+                if (e->xmit >= s->rack_xmit || e->sent_usec + wait > now_usec)
+                        break;
+                mark_lost(s, s->sent_head, true);
+                lost = true;
+        }
+        if (lost) {
+                uint64_t episodes = s->cc.n_loss_events;
+
+                xfer_cc_on_loss(&s->cc, s->next_new);
+                if (s->cc.n_loss_events != episodes && s->reo_wnd_persist > 0 &&
+                    --s->reo_wnd_persist == 0)
+                        s->reo_wnd_mult = 1;
+        }
+        return lost;
+}
+
 int xfer_sender_on_ack(struct xfer_sender *s, const struct xfer_packet *ack, uint64_t rtt_usec,
                        uint64_t now_usec)
 {
         int r = ack_check(s, ack);
         if (r < 0)
                 return r;
-
-        if (rtt_usec > 0)
-                xfer_rtt_sample(&s->rtt, rtt_usec);
 
         uint32_t old_cum = s->cum, newly = 0;
 
@@ -472,63 +574,112 @@ int xfer_sender_on_ack(struct xfer_sender *s, const struct xfer_packet *ack, uin
         }
 
         if (newly > 0) {
+                /* Only an ACK with news measures the path: the receiver
+                 * repeats its last echo in ACKs it sends on a timer, after
+                 * a duplicate or a repeated ACCEPT, and those would add the
+                 * time it waited to the sample. */
+                if (rtt_usec > 0)
+                        xfer_rtt_sample(&s->rtt, rtt_usec);
                 s->last_progress_usec = now_usec;
+                /* The probes' job is done, or no longer needed. */
+                s->probe_due = false;
+                s->n_probes_out = 0;
                 xfer_cc_on_delivered(&s->cc, newly, s->cum);
         }
 
-        /* RACK (RFC 8985, simplified): an IN_FLIGHT block sent more than
-         * reo_wnd before the latest-sent delivered block is lost.  The list
-         * is in send order, so the walk stops at the first recent block.
-         * An ACK holds at most NL_XFER_SACK_MAX ranges, the lowest ones: with
-         * more holes than that, blocks that arrived above the last range are
-         * unknown here and may be resent needlessly once a later-sent (say,
-         * retransmitted low) block is acknowledged.  That costs duplicates,
-         * never correctness, and only with over 32 holes in one window. */
-        uint64_t reo_wnd = max_u64(s->rtt.min_rtt_usec / 4, 1000);
-        bool lost = false;
-        while (s->sent_head != NONE) {
-                uint32_t seq = s->sent_head;
-
-                if (blk(s, seq)->sent_usec + reo_wnd >= s->rack_sent_usec)
-                        break;
-                mark_lost(s, seq);
-                lost = true;
-        }
-        if (lost)
-                xfer_cc_on_loss(&s->cc, s->next_new);
-
+        (void) rack_detect(s, now_usec);
         lost_fix(s);
         return (int) newly;
 }
 
-uint64_t xfer_sender_deadline(const struct xfer_sender *s)
+struct timers {
+        uint64_t rto, reo, pto; /* UINT64_MAX: not armed */
+};
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
 {
-        if (s->in_flight == 0 && s->n_lost == 0)
-                return UINT64_MAX;
-
-        /* RFC 6298 5.1 and 5.3: the timer runs from the last ACK that
-         * delivered something, or from the oldest transmission still out if
-         * that is later (the sender was idle before it). */
-        uint64_t base = s->last_progress_usec;
-        if (s->sent_head != NONE)
-                base = max_u64(base, blk(s, s->sent_head)->sent_usec);
-
-        uint64_t t = xfer_rtt_timeout(&s->rtt);
-        return base > UINT64_MAX - t ? UINT64_MAX : base + t;
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-void xfer_sender_on_timeout(struct xfer_sender *s, uint64_t now_usec)
+static void timers_get(const struct xfer_sender *s, struct timers *ret)
 {
+        *ret = (struct timers) { UINT64_MAX, UINT64_MAX, UINT64_MAX };
         if (s->in_flight == 0 && s->n_lost == 0)
                 return;
 
+        /* RFC 6298 5.1 and 5.3: the timer runs from the last ACK that
+         * delivered something, or from the oldest transmission still out if
+         * that is later (the sender was idle before it); a probe restarts
+         * it (RFC 8985 7.3). */
+        uint64_t base = max_u64(s->last_progress_usec, s->probe_sent_usec);
+        if (s->sent_head != NONE)
+                base = max_u64(base, blk(s, s->sent_head)->sent_usec);
+        ret->rto = add_sat(base, xfer_rtt_timeout(&s->rtt));
+
+        if (s->sent_head != NONE) {
+                const struct xfer_block *head = blk(s, s->sent_head);
+
+                if (head->xmit < s->rack_xmit)
+                        ret->reo = add_sat(head->sent_usec, s->rack_rtt_usec + reo_wnd(s));
+
+                /* RFC 8985 7.2: 2 SRTT after the latest transmission (a
+                 * probe is one) or progress, whichever is later, doubled
+                 * for the second probe; never after the RTO, which it then
+                 * stands in for. */
+                if (!s->probe_due && s->n_probes_out < XFER_PROBES_MAX && s->rtt.has_sample) {
+                        uint64_t last = max_u64(s->last_progress_usec,
+                                                blk(s, s->sent_tail)->sent_usec);
+                        uint64_t pto = 2 * s->rtt.srtt_usec + XFER_PTO_ACK_DELAY_USEC;
+
+                        pto <<= s->n_probes_out;
+
+                        ret->pto = min_u64(add_sat(last, pto), ret->rto);
+                }
+        }
+}
+
+uint64_t xfer_sender_deadline(const struct xfer_sender *s)
+{
+        struct timers t;
+
+        timers_get(s, &t);
+        return min_u64(t.rto, min_u64(t.reo, t.pto));
+}
+
+/* The retransmission timeout: go back and start over from cwnd 1. */
+static void rto_fire(struct xfer_sender *s)
+{
         uint32_t flight = s->in_flight;
 
         while (s->sent_head != NONE)
-                mark_lost(s, s->sent_head);
+                mark_lost(s, s->sent_head, false);
         xfer_cc_on_timeout(&s->cc, flight);
         xfer_rtt_backoff(&s->rtt);
+        /* Probing again before an ACK shows the path works would only
+         * double what a dead path gets. */
+        s->probe_due = false;
+        s->n_probes_out = XFER_PROBES_MAX;
         lost_fix(s);
+}
+
+void xfer_sender_on_timer(struct xfer_sender *s, uint64_t now_usec)
+{
+        struct timers t;
+
+        timers_get(s, &t);
+        if (t.reo <= now_usec) {
+                /* Losses first: the repairs go out next, and restart the
+                 * probe and retransmission timers. */
+                if (rack_detect(s, now_usec))
+                        s->n_reo_timeouts++;
+                lost_fix(s);
+                return;
+        }
+        if (t.pto <= now_usec) {
+                s->probe_due = true;
+                s->n_probes++;
+        } else if (t.rto <= now_usec)
+                rto_fire(s);
 }
 
 /* ---- receiver ---- */

@@ -96,12 +96,41 @@ enum xfer_block_state {
 
 struct xfer_block {
         uint64_t sent_usec;                       /* last transmission */
+        uint64_t xmit;                            /* private to xfer.c: its number (s->n_sent then):
+                                                   * RACK's "sent after" order */
         uint32_t run_end;                         /* private to xfer.c: DELIVERED: every block in
                                                    * [this, run_end) is delivered (skip pointer) */
         uint32_t prev, next;                      /* private to xfer.c: IN_FLIGHT: send-time list */
         uint8_t state;
         uint8_t n_sent;                           /* transmissions, saturating */
+        bool rack_lost;                           /* private to xfer.c: RACK (not the RTO) last
+                                                   * declared it lost */
 };
+
+/* RACK's reordering window (RFC 8985 6.2): min_rtt / 4 x a multiplier that
+ * grows when reordering is seen, at most SRTT, at least this.  The floor
+ * covers clock reads and the receiver's batching on a LAN with an RTT of
+ * tens of microseconds; it is far below any RTO, so a loss is still repaired
+ * within about an RTT. */
+#define XFER_REO_WND_MIN_USEC 100u
+#define XFER_REO_WND_MULT_MAX 64u
+#define XFER_REO_WND_PERSIST 16u                  /* recoveries before the multiplier is 1 again */
+/* The tail loss probe's allowance for the receiver's ACK delay, on top of
+ * 2 x SRTT (RFC 8985 7.2).  netlabctl never holds an ACK back on purpose (it
+ * ACKs every drained receive batch), so TCP's delayed-ACK allowance (200 ms)
+ * does not apply; what remains is the time until the receiving process runs
+ * and the sender's own wake-up, which on a busy machine is a scheduler tick
+ * (1-4 ms).  1 ms keeps a tail loss on a LAN from costing more than a few
+ * milliseconds; a probe that fires too early costs one block (usually a new
+ * one), never a window cut. */
+#define XFER_PTO_ACK_DELAY_USEC 1000u
+/* Probes before the RTO, the second after twice the PTO.  RFC 8985 sends
+ * one and leaves the rest to the RTO; with a 200 ms RTO floor that turns a
+ * lost probe (or its lost ACK: 4% of probes at 2% loss each way) into a
+ * stall of thousands of round trips on a LAN.  QUIC probes repeatedly with
+ * a doubling PTO instead (RFC 9002 6.2.4); two probes and then the RTO keep
+ * that gain and the RTO's collapse for paths that answer nothing. */
+#define XFER_PROBES_MAX 2u
 
 struct xfer_sender {
         uint32_t n_blocks;                        /* in the whole transfer */
@@ -112,12 +141,25 @@ struct xfer_sender {
         uint32_t rwnd;                            /* the receiver's latest window from cum */
         uint32_t in_flight;                       /* IN_FLIGHT blocks */
         uint32_t n_lost;                          /* LOST blocks */
-        uint64_t rack_sent_usec;                  /* latest send time of a delivered block (RACK) */
+        uint64_t rack_sent_usec;                  /* RACK.xmit_ts: send time of the most recently
+                                                   * sent delivered block */
+        uint64_t rack_rtt_usec;                   /* RACK.rtt: its round trip */
         uint64_t last_progress_usec;              /* last time an ACK delivered something */
         struct xfer_rtt rtt;
         struct xfer_cc cc;
         uint64_t n_sent, n_retransmitted;         /* statistics */
+        uint64_t n_probes;                        /* statistics: tail loss probes */
+        uint64_t n_reo_timeouts;                  /* statistics: reordering timer expiries */
+        uint64_t n_spurious;                      /* statistics: blocks RACK declared lost that
+                                                   * had arrived after all */
         /* private to xfer.c */
+        uint64_t rack_xmit;                       /* xmit of the RACK block: candidates are below */
+        uint64_t reo_grown_usec;                  /* when reo_wnd_mult last grew */
+        uint32_t reo_wnd_mult;                    /* reo_wnd = min_rtt / 4 x this (RFC 8985 6.2) */
+        uint32_t reo_wnd_persist;                 /* recoveries left before it is 1 again */
+        uint64_t probe_sent_usec;                 /* the latest probe's transmission */
+        uint8_t n_probes_out;                     /* probes since the last progress (MAX after an RTO) */
+        bool probe_due;                           /* the next transmission is a probe */
         uint32_t lost_lo;                         /* n_lost > 0: the lowest LOST block */
         uint32_t sent_head, sent_tail;            /* IN_FLIGHT blocks, oldest transmission first */
 };
@@ -130,32 +172,63 @@ void xfer_sender_done(struct xfer_sender *s);
 
 /* The next block to transmit now: the lowest LOST one first, else the next
  * new one, as long as in_flight < cwnd and the block is below
- * cum + min(rwnd, window).  Return: true with *ret_seq; false if nothing may
- * be sent now. */
+ * cum + min(rwnd, window).  When a tail loss probe is due (see
+ * xfer_sender_on_timer()), one block goes whatever cwnd says: the lowest
+ * LOST one, else a new one if rwnd and the window allow, else the most
+ * recently sent block still in flight again.  Return: true with *ret_seq;
+ * false if nothing may be sent now. */
 bool xfer_sender_next(const struct xfer_sender *s, uint32_t *ret_seq);
-/* Block seq (as returned by xfer_sender_next()) left at now_usec. */
+/* Block seq (as returned by xfer_sender_next()) left at now_usec.  The first
+ * transmission after a probe fell due is the probe. */
 void xfer_sender_sent(struct xfer_sender *s, uint32_t seq, uint64_t now_usec);
 
-/* Apply an ACK.  rtt_usec: a sample from its echo (0: none).  Marks blocks
- * below ack->cum and inside its ranges delivered, takes ack->rwnd, then
- * detects loss RACK-style (RFC 8985, simplified): an IN_FLIGHT block sent
- * more than reo_wnd (min_rtt / 4, at least 1 ms) before the latest-sent
- * delivered block is LOST; a loss calls xfer_cc_on_loss().  An ACK older
- * than what is known (cum below s->cum) is not an error: its ranges still
- * count, its rwnd is ignored.
+/* Apply an ACK.  rtt_usec: a sample from its echo (0: none); it is used only
+ * if the ACK delivers something new: a repeated ACK echoes an old DATA's
+ * timestamp and would inflate the estimate (RFC 7323 4.3's rule).  Marks
+ * blocks below ack->cum and inside its ranges delivered, takes ack->rwnd,
+ * then detects loss with RACK (RFC 8985 6.2): of the IN_FLIGHT blocks sent
+ * before the most recently sent delivered block (the RACK block), one is
+ * lost once it has been out for RACK.rtt + reo_wnd; the younger ones wait
+ * for the reordering timer (xfer_sender_deadline()).  reo_wnd = min_rtt / 4
+ * x a multiplier, at most SRTT, at least XFER_REO_WND_MIN_USEC; the
+ * multiplier grows by one (once per SRTT) when a block RACK declared lost
+ * turns out to have arrived (acknowledged before it was resent, or sooner
+ * than min_rtt after: RFC 8985 learns this from DSACK, which this protocol
+ * does not have), and returns to 1 after XFER_REO_WND_PERSIST recoveries.
+ * A loss calls xfer_cc_on_loss().  An ACK older than what is known (cum
+ * below s->cum) is not an error: its ranges still count, its rwnd is
+ * ignored.
  * Return: the number of blocks newly delivered (>= 0); -EBADMSG if the ACK
  * acknowledges a block never sent (cum or a range end above next_new) or
  * beyond n_blocks: the peer is broken or hostile. */
 int xfer_sender_on_ack(struct xfer_sender *s, const struct xfer_packet *ack, uint64_t rtt_usec,
                        uint64_t now_usec);
 
-/* When the retransmission timer fires: the later of last_progress and the
- * oldest IN_FLIGHT block's transmission, + xfer_rtt_timeout(); UINT64_MAX if
- * nothing is in flight or lost. */
+/* The sender's one timer: when xfer_sender_on_timer() must run next, the
+ * earliest of
+ *   - the reordering timer (RFC 8985 6.2): the oldest IN_FLIGHT block sent
+ *     before the RACK block, at its send time + RACK.rtt + reo_wnd;
+ *   - the tail loss probe (RFC 8985 7.2): the later of the last progress and
+ *     the latest transmission + PTO, PTO = 2 x SRTT + XFER_PTO_ACK_DELAY_USEC,
+ *     doubled for the second probe, never later than the RTO; only with an
+ *     RTT sample, blocks in flight, and fewer than XFER_PROBES_MAX probes
+ *     since the last progress;
+ *   - the retransmission timeout (RFC 6298), the last resort: the latest of
+ *     the last progress, the oldest IN_FLIGHT block's transmission and the
+ *     latest probe's, + xfer_rtt_timeout().
+ * Return: CLOCK_MONOTONIC microseconds; UINT64_MAX if nothing is in flight
+ * or lost. */
 uint64_t xfer_sender_deadline(const struct xfer_sender *s);
-/* The timer fired: every IN_FLIGHT block becomes LOST, xfer_cc_on_timeout(),
- * xfer_rtt_backoff(). */
-void xfer_sender_on_timeout(struct xfer_sender *s, uint64_t now_usec);
+/* The timer fired (call it when now_usec >= xfer_sender_deadline()):
+ *   - reordering timer: the blocks whose time is up are LOST,
+ *     xfer_cc_on_loss() (a beta cut, once per recovery), no backoff;
+ *   - probe: one probe falls due, cwnd unchanged (xfer_sender_next()
+ *     offers it; its ACK brings the SACK state RACK needs); an ACK that
+ *     delivers something ends the probing;
+ *   - RTO: every IN_FLIGHT block becomes LOST, xfer_cc_on_timeout() (cwnd
+ *     1), xfer_rtt_backoff(), and no probe until an ACK delivers something.
+ * Early or spurious calls change nothing that is not due. */
+void xfer_sender_on_timer(struct xfer_sender *s, uint64_t now_usec);
 
 static inline bool xfer_sender_complete(const struct xfer_sender *s)
 {

@@ -310,8 +310,15 @@ static void handle(struct xs *x, const uint8_t *buf, size_t n, uint64_t now)
                         return;
                 }
                 x->last_heard_usec = now;
-                if (x->phase == PHASE_ACCEPT)
+                if (x->phase == PHASE_ACCEPT) {
+                        /* The first ACK answers ACCEPT (its echo names the
+                         * ACCEPT transmission, so a resent one measures
+                         * right): the first RTT sample, which the
+                         * scoreboard takes only from ACKs that deliver. */
+                        if (rtt > 0)
+                                xfer_rtt_sample(&x->snd.rtt, rtt);
                         x->phase = PHASE_DATA;
+                }
                 return;
         }
         case NL_XFER_DONE:
@@ -611,9 +618,9 @@ static void detail_stats(struct xs *x)
         }
         uint64_t srtt = x->snd.rtt.has_sample ? x->snd.rtt.srtt_usec : 0;
         detail_append(x, "block %u, window %u, %llu of %u blocks retransmitted, %llu timeouts, "
-                      "srtt %llu.%03llu ms, %s port%s%s",
+                      "%llu probes, srtt %llu.%03llu ms, %s port%s%s",
                       x->block_size, x->window, (unsigned long long) x->snd.n_retransmitted, x->n_blocks,
-                      (unsigned long long) x->snd.cc.n_timeouts,
+                      (unsigned long long) x->snd.cc.n_timeouts, (unsigned long long) x->snd.n_probes,
                       (unsigned long long) (srtt / 1000u), (unsigned long long) (srtt % 1000u),
                       x->shared_port ? "shared" : "own", x->gso ? ", gso" : "",
                       x->n_gso_fallbacks ? ", gso refused by the kernel" : "");
@@ -680,14 +687,20 @@ static bool stopped_early(struct xs *x, int r)
 /* Send p on the retransmission timer (RFC 6298, with backoff) while the
  * transfer stays in `phase` and nothing stopped it: until the first ACK
  * (ACCEPT), until DONE (END).  stamp: put the send time in p->timestamp
- * each time (ACCEPT: its echo gives the first RTT sample).
+ * each time (ACCEPT: its echo gives the first RTT sample).  probe: the
+ * second transmission comes after the tail loss probe's timeout (2 SRTT +
+ * XFER_PTO_ACK_DELAY_USEC) rather than the RTO, when there is an RTT
+ * sample: END is the tail of the transfer, and the client answers it at
+ * once.
  * Return: 0 once the phase moved on or the transfer stopped; 1 when
  * max_tries transmissions (0: no limit) went unanswered; -ETIMEDOUT after
  * the idle timeout; -ECONNREFUSED; negative errno. */
-static int retransmit(struct xs *x, struct xfer_packet *p, bool stamp, unsigned max_tries, enum phase phase)
+static int retransmit(struct xs *x, struct xfer_packet *p, bool stamp, bool probe, unsigned max_tries,
+                      enum phase phase)
 {
         uint64_t next = 0;
         unsigned tries = 0;
+        bool use_probe = probe && x->snd.rtt.has_sample;
 
         while (x->phase == phase && x->stop == STOP_NONE && !terminate) {
                 uint64_t now = now_usec();
@@ -703,9 +716,16 @@ static int retransmit(struct xs *x, struct xfer_packet *p, bool stamp, unsigned 
                         int r = send_packet(x, p);
                         if (r < 0)
                                 return r;
-                        if (tries++ > 0)
-                                xfer_rtt_backoff(&x->snd.rtt);
-                        next = now + xfer_rtt_timeout(&x->snd.rtt);
+                        tries++;
+                        if (use_probe && tries == 1)
+                                next = now + 2 * x->snd.rtt.srtt_usec + XFER_PTO_ACK_DELAY_USEC;
+                        else {
+                                /* RFC 6298 5.5: doubling from the second
+                                 * timeout on (the probe's does not count). */
+                                if (tries > (use_probe ? 2u : 1u))
+                                        xfer_rtt_backoff(&x->snd.rtt);
+                                next = now + xfer_rtt_timeout(&x->snd.rtt);
+                        }
                 }
                 int r = wait_socket(x, false, next < idle_end ? next : idle_end);
                 if (r < 0 && r != -EINTR)
@@ -724,7 +744,7 @@ static int run_accept(struct xs *x)
         struct xfer_packet accept;
 
         accept_packet(x, &accept);
-        return retransmit(x, &accept, true, 0, PHASE_ACCEPT);
+        return retransmit(x, &accept, true, false, 0, PHASE_ACCEPT);
 }
 
 static int run_data(struct xs *x)
@@ -743,7 +763,7 @@ static int run_data(struct xs *x)
                 if (now >= idle_end)
                         return -ETIMEDOUT;
                 if (now >= xfer_sender_deadline(&x->snd))
-                        xfer_sender_on_timeout(&x->snd, now);
+                        xfer_sender_on_timer(&x->snd, now);
 
                 enum blocked blocked;
                 uint64_t before = x->n_datagrams;
@@ -794,7 +814,7 @@ static int run_end(struct xs *x, bool verify)
         }
 
         x->phase = PHASE_END;
-        r = retransmit(x, &end, false, END_TRIES, PHASE_END);
+        r = retransmit(x, &end, false, true, END_TRIES, PHASE_END);
         if (r == -ECONNREFUSED)
                 drain_after_refused(x);
         if (x->stop == STOP_DONE)
