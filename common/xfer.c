@@ -131,8 +131,41 @@ void xfer_cc_init(struct xfer_cc *cc, uint32_t cwnd_max)
         cc->cwnd = (uint32_t) min_u64(XFER_CWND_INITIAL, cc->cwnd_max);
 }
 
-void xfer_cc_on_delivered(struct xfer_cc *cc, uint32_t newly_delivered, uint32_t cum)
+void xfer_cc_count_lost(struct xfer_cc *cc, uint32_t n)
 {
+        cc->round_lost = (uint32_t) min_u64((uint64_t) cc->round_lost + n, UINT32_MAX);
+}
+
+bool xfer_cc_congested(struct xfer_cc *cc, const struct xfer_rtt *rtt)
+{
+        if (!rtt->has_sample || cc->every_loss_is_congestion)
+                return true;
+
+        uint64_t queue_min = max_u64(XFER_QUEUE_DELAY_MIN_USEC, rtt->min_rtt_usec / 8);
+        if (rtt->srtt_usec > rtt->min_rtt_usec && rtt->srtt_usec - rtt->min_rtt_usec > queue_min)
+                return true;
+
+        uint64_t lost = (uint64_t) cc->round_lost + cc->prev_lost;
+        uint64_t total = lost + cc->round_delivered + cc->prev_delivered;
+        if (total >= XFER_LOSS_SAMPLE_MIN && lost * 1000u > total * XFER_LOSS_THRESH_PERMILLE)
+                return true;
+
+        cc->n_random_losses++;
+        return false;
+}
+
+void xfer_cc_on_delivered(struct xfer_cc *cc, uint32_t newly_delivered, uint32_t cum,
+                          uint32_t highest_sent)
+{
+        cc->round_delivered = (uint32_t) min_u64((uint64_t) cc->round_delivered + newly_delivered,
+                                                 UINT32_MAX);
+        if (cum > cc->round_end) {
+                cc->prev_delivered = cc->round_delivered;
+                cc->prev_lost = cc->round_lost;
+                cc->round_delivered = cc->round_lost = 0;
+                cc->round_end = highest_sent > 0 ? highest_sent - 1 : 0;
+        }
+
         if (cc->in_recovery) {
                 /* The blocks that end recovery were sent before the cut: they
                  * do not grow the window either. */
@@ -244,6 +277,7 @@ static void mark_lost(struct xfer_sender *s, uint32_t seq, bool by_rack)
         e->state = XFER_BLOCK_LOST;
         e->rack_lost = by_rack;
         s->in_flight--;
+        xfer_cc_count_lost(&s->cc, 1);
         if (s->n_lost == 0 || seq < s->lost_lo)
                 s->lost_lo = seq;
         s->n_lost++;
@@ -509,7 +543,8 @@ static bool rack_detect(struct xfer_sender *s, uint64_t now_usec)
         if (lost) {
                 uint64_t episodes = s->cc.n_loss_events;
 
-                xfer_cc_on_loss(&s->cc, s->next_new);
+                if (s->cc.in_recovery || xfer_cc_congested(&s->cc, &s->rtt))
+                        xfer_cc_on_loss(&s->cc, s->next_new);
                 if (s->cc.n_loss_events != episodes && s->reo_wnd_persist > 0 &&
                     --s->reo_wnd_persist == 0)
                         s->reo_wnd_mult = 1;
@@ -584,7 +619,7 @@ int xfer_sender_on_ack(struct xfer_sender *s, const struct xfer_packet *ack, uin
                 /* The probes' job is done, or no longer needed. */
                 s->probe_due = false;
                 s->n_probes_out = 0;
-                xfer_cc_on_delivered(&s->cc, newly, s->cum);
+                xfer_cc_on_delivered(&s->cc, newly, s->cum, s->next_new);
         }
 
         (void) rack_detect(s, now_usec);

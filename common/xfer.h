@@ -52,12 +52,16 @@ static inline uint32_t xfer_timestamp(uint64_t now_usec)
         return (uint32_t) now_usec;
 }
 
-/* ---- congestion control: AIMD in blocks (RFC 5681, with a gentler decrease) ---- */
+/* ---- congestion control: AIMD in blocks (RFC 5681, with a gentler decrease,
+ * cutting only for losses that signal congestion: xfer_cc_congested()) ---- */
 
 #define XFER_CWND_INITIAL 10u                     /* RFC 6928's IW10 */
 #define XFER_CWND_MIN 2u
 #define XFER_BETA_NUM 7u                          /* cut cwnd to 7/10 on loss (RFC 9438's beta) */
 #define XFER_BETA_DEN 10u
+#define XFER_QUEUE_DELAY_MIN_USEC 1000u           /* queueing delay that means congestion, at least */
+#define XFER_LOSS_THRESH_PERMILLE 50u             /* loss rate that means congestion: 5% */
+#define XFER_LOSS_SAMPLE_MIN 50u                  /* blocks a loss rate needs to count */
 
 struct xfer_cc {
         uint32_t cwnd;                            /* blocks that may be in flight */
@@ -66,7 +70,14 @@ struct xfer_cc {
         uint32_t acked_in_ca;                     /* congestion avoidance: deliveries toward +1 */
         bool in_recovery;
         uint32_t recovery_end;                    /* recovery ends when cum passes this block */
-        uint64_t n_loss_events;                   /* statistics */
+        /* Loss rate per round trip (xfer_cc_congested()): a round ends when
+         * cum passes round_end, the highest block sent when it began. */
+        uint32_t round_end;
+        uint32_t round_delivered, round_lost;
+        uint32_t prev_delivered, prev_lost;       /* the round before */
+        bool every_loss_is_congestion;            /* classic AIMD: skip xfer_cc_congested()'s test */
+        uint64_t n_loss_events;                   /* statistics: cuts */
+        uint64_t n_random_losses;                 /* losses judged random: no cut */
         uint64_t n_timeouts;
 };
 
@@ -75,7 +86,25 @@ void xfer_cc_init(struct xfer_cc *cc, uint32_t cwnd_max);
  * cum is now the lowest undelivered block.  Slow start below ssthresh (+1
  * per block), else +1 per cwnd blocks; no growth during recovery; recovery
  * ends once cum > recovery_end.  Never above cwnd_max. */
-void xfer_cc_on_delivered(struct xfer_cc *cc, uint32_t newly_delivered, uint32_t cum);
+void xfer_cc_on_delivered(struct xfer_cc *cc, uint32_t newly_delivered, uint32_t cum,
+                          uint32_t highest_sent);
+/* Round accounting: n blocks were just declared lost. */
+void xfer_cc_count_lost(struct xfer_cc *cc, uint32_t n);
+/* Does the loss just detected mean congestion?  A loss-based sender that
+ * cuts for every loss cannot use a path with random (non-congestive) loss:
+ * at 2% it settles near a dozen blocks per round trip whatever the path's
+ * capacity.  So, like TCP Veno (Fu and Liew, 2003) and BBRv2's loss
+ * threshold, a loss counts as congestion only when a queue is building or
+ * the loss rate is high:
+ *   - queueing delay: srtt - min_rtt over max(XFER_QUEUE_DELAY_MIN_USEC,
+ *     min_rtt / 8) (a drop-tail bottleneck that overflows has a full queue
+ *     in front of it, so its losses come with a longer RTT);
+ *   - loss rate: over the current and the previous round, at least
+ *     XFER_LOSS_SAMPLE_MIN blocks, more than XFER_LOSS_THRESH_PERMILLE;
+ *   - no RTT sample yet, or every_loss_is_congestion: congestion.
+ * Return: true if the caller should cut (xfer_cc_on_loss()); false counts
+ * a random loss. */
+bool xfer_cc_congested(struct xfer_cc *cc, const struct xfer_rtt *rtt);
 /* Loss detected (not by timeout).  highest_sent: one past the highest block
  * sent so far.  Outside recovery: ssthresh = cwnd = max(cwnd * beta, MIN) and
  * recovery starts, lasting until highest_sent - 1 is delivered; inside

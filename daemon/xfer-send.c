@@ -618,9 +618,12 @@ static void detail_stats(struct xs *x)
         }
         uint64_t srtt = x->snd.rtt.has_sample ? x->snd.rtt.srtt_usec : 0;
         detail_append(x, "block %u, window %u, %llu of %u blocks retransmitted, %llu timeouts, "
-                      "%llu probes, srtt %llu.%03llu ms, %s port%s%s",
+                      "%llu probes, %llu congestion cuts, %llu random losses, srtt %llu.%03llu ms, "
+                      "%s port%s%s",
                       x->block_size, x->window, (unsigned long long) x->snd.n_retransmitted, x->n_blocks,
                       (unsigned long long) x->snd.cc.n_timeouts, (unsigned long long) x->snd.n_probes,
+                      (unsigned long long) x->snd.cc.n_loss_events,
+                      (unsigned long long) x->snd.cc.n_random_losses,
                       (unsigned long long) (srtt / 1000u), (unsigned long long) (srtt % 1000u),
                       x->shared_port ? "shared" : "own", x->gso ? ", gso" : "",
                       x->n_gso_fallbacks ? ", gso refused by the kernel" : "");

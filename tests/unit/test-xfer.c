@@ -215,38 +215,38 @@ static void test_cc(void)
         TEST_CASE("cc: slow start to ssthresh, then avoidance");
         xfer_cc_init(&cc, 1000);
         cc.ssthresh = 16;
-        xfer_cc_on_delivered(&cc, 3, 3);
+        xfer_cc_on_delivered(&cc, 3, 3, 3);
         CHECK_INT(cc.cwnd, 13);
         CHECK_INT(cc.acked_in_ca, 0);
-        xfer_cc_on_delivered(&cc, 5, 8); /* 3 reach ssthresh, 2 count toward CA */
+        xfer_cc_on_delivered(&cc, 5, 8, 8); /* 3 reach ssthresh, 2 count toward CA */
         CHECK_INT(cc.cwnd, 16);
         CHECK_INT(cc.acked_in_ca, 2);
-        xfer_cc_on_delivered(&cc, 13, 21);
+        xfer_cc_on_delivered(&cc, 13, 21, 21);
         CHECK_INT(cc.cwnd, 16);
         CHECK_INT(cc.acked_in_ca, 15);
-        xfer_cc_on_delivered(&cc, 1, 22); /* 16 delivered: +1 */
+        xfer_cc_on_delivered(&cc, 1, 22, 22); /* 16 delivered: +1 */
         CHECK_INT(cc.cwnd, 17);
         CHECK_INT(cc.acked_in_ca, 0);
-        xfer_cc_on_delivered(&cc, 16, 38);
+        xfer_cc_on_delivered(&cc, 16, 38, 38);
         CHECK_INT(cc.cwnd, 17);
-        xfer_cc_on_delivered(&cc, 1, 39);
+        xfer_cc_on_delivered(&cc, 1, 39, 39);
         CHECK_INT(cc.cwnd, 18);
-        xfer_cc_on_delivered(&cc, 18 + 19 + 5, 81); /* two steps in one call */
+        xfer_cc_on_delivered(&cc, 18 + 19 + 5, 81, 81); /* two steps in one call */
         CHECK_INT(cc.cwnd, 20);
         CHECK_INT(cc.acked_in_ca, 5);
 
         TEST_CASE("cc: never above cwnd_max");
         xfer_cc_init(&cc, 12);
-        xfer_cc_on_delivered(&cc, 100, 100);
+        xfer_cc_on_delivered(&cc, 100, 100, 100);
         CHECK_INT(cc.cwnd, 12);
         cc.ssthresh = 5;
-        xfer_cc_on_delivered(&cc, 1000, 1100);
+        xfer_cc_on_delivered(&cc, 1000, 1100, 1100);
         CHECK_INT(cc.cwnd, 12);
         CHECK_INT(cc.acked_in_ca, 0);
 
         TEST_CASE("cc: one cut per recovery");
         xfer_cc_init(&cc, 1000);
-        xfer_cc_on_delivered(&cc, 90, 90);
+        xfer_cc_on_delivered(&cc, 90, 90, 90);
         CHECK_INT(cc.cwnd, 100);
         xfer_cc_on_loss(&cc, 500);
         CHECK_INT(cc.cwnd, 70);
@@ -258,13 +258,13 @@ static void test_cc(void)
         CHECK_INT(cc.cwnd, 70);
         CHECK_INT(cc.recovery_end, 499);
         CHECK_U64(cc.n_loss_events, 1);
-        xfer_cc_on_delivered(&cc, 50, 499); /* no growth in recovery */
+        xfer_cc_on_delivered(&cc, 50, 499, 499); /* no growth in recovery */
         CHECK_INT(cc.cwnd, 70);
         CHECK(cc.in_recovery);
-        xfer_cc_on_delivered(&cc, 10, 500); /* cum passed 499: over, no growth yet */
+        xfer_cc_on_delivered(&cc, 10, 500, 500); /* cum passed 499: over, no growth yet */
         CHECK(!cc.in_recovery);
         CHECK_INT(cc.cwnd, 70);
-        xfer_cc_on_delivered(&cc, 70, 570);
+        xfer_cc_on_delivered(&cc, 70, 570, 570);
         CHECK_INT(cc.cwnd, 71);
         xfer_cc_on_loss(&cc, 700); /* a new episode: 71 * 7 / 10 = 49 */
         CHECK_INT(cc.cwnd, 49);
@@ -289,7 +289,7 @@ static void test_cc(void)
 
         TEST_CASE("cc: timeout");
         xfer_cc_init(&cc, 1000);
-        xfer_cc_on_delivered(&cc, 50, 50);
+        xfer_cc_on_delivered(&cc, 50, 50, 50);
         xfer_cc_on_loss(&cc, 100);
         CHECK(cc.in_recovery);
         xfer_cc_on_timeout(&cc, 41);
@@ -297,10 +297,10 @@ static void test_cc(void)
         CHECK_INT(cc.cwnd, 1);
         CHECK(!cc.in_recovery);
         CHECK_U64(cc.n_timeouts, 1);
-        xfer_cc_on_delivered(&cc, 19, 120); /* slow start again, up to 20 */
+        xfer_cc_on_delivered(&cc, 19, 120, 120); /* slow start again, up to 20 */
         CHECK_INT(cc.cwnd, 20);
         CHECK_INT(cc.acked_in_ca, 0);
-        xfer_cc_on_delivered(&cc, 1, 121);
+        xfer_cc_on_delivered(&cc, 1, 121, 121);
         CHECK_INT(cc.cwnd, 20);
         CHECK_INT(cc.acked_in_ca, 1);
         xfer_cc_on_timeout(&cc, 3);
@@ -540,6 +540,7 @@ static void test_sender_rack(void)
 
         TEST_CASE("rack: reordering within reo_wnd is not loss; the reordering timer");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         for (uint32_t i = 0; i < 10; i++) { /* block i leaves at i ms */
                 CHECK(xfer_sender_next(&s, &seq));
                 CHECK_INT(seq, i);
@@ -590,6 +591,7 @@ static void test_sender_rack(void)
 
         TEST_CASE("rack: older than reo_wnd is lost at once, once per recovery");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         for (uint32_t i = 0; i < 10; i++)
                 xfer_sender_sent(&s, i, i * MS);
         a = ack_make(0, 64, r1, 1);
@@ -628,6 +630,7 @@ static void test_sender_rack(void)
 
         TEST_CASE("rack: a retransmission is judged by its own send time");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         for (uint32_t i = 0; i < 4; i++)
                 xfer_sender_sent(&s, i, i * MS);
         uint32_t r6[] = { 1, 2 };
@@ -655,6 +658,7 @@ static void test_sender_rack(void)
 
         TEST_CASE("rack: reo_wnd is at least XFER_REO_WND_MIN_USEC");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         xfer_sender_sent(&s, 0, 1000);
         xfer_sender_sent(&s, 1, 1050);
         xfer_sender_sent(&s, 2, 1060);
@@ -673,6 +677,7 @@ static void test_sender_rack(void)
 
         TEST_CASE("rack: a block declared lost that arrives widens reo_wnd, once per SRTT");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         for (uint32_t i = 0; i < 4; i++)
                 xfer_sender_sent(&s, i, i * MS);
         a = ack_make(0, 64, r6, 1); /* block 1: min_rtt 20 ms, reo_wnd 5 ms */
@@ -700,6 +705,7 @@ static void test_sender_rack(void)
 
         TEST_CASE("rack: an ambiguous retransmission does not move the clock");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         for (uint32_t i = 0; i < 4; i++)
                 xfer_sender_sent(&s, i, i * MS);
         uint32_t r9[] = { 3, 4 };
@@ -726,6 +732,7 @@ static void test_sender_probe(void)
 
         TEST_CASE("probe: a new block beyond cwnd, cwnd unchanged");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         a = ack_make(5, 64, NULL, 0);
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 10 * MS, 10 * MS), 5);
@@ -763,6 +770,7 @@ static void test_sender_probe(void)
 
         TEST_CASE("probe: the latest block again when no new one may go");
         CHECK_ERR(xfer_sender_init(&s, 5, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         CHECK_INT(send_all(&s, 0, NULL, 0), 5);
         a = ack_make(3, 64, NULL, 0); /* 3 and 4, the tail, are lost */
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 10 * MS, 10 * MS), 3);
@@ -788,6 +796,7 @@ static void test_sender_probe(void)
 
         TEST_CASE("probe: the receiver's window closed: the latest block again");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         a = ack_make(2, 8, NULL, 0); /* rwnd: up to block 9 */
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 10 * MS, 10 * MS), 2);
@@ -798,6 +807,7 @@ static void test_sender_probe(void)
 
         TEST_CASE("probe: a lost block first; two probes until progress, then the RTO");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         uint32_t r3[] = { 9, 10 };
         a = ack_make(0, 64, r3, 1);
@@ -842,12 +852,14 @@ static void test_sender_probe(void)
 
         TEST_CASE("probe: none before the first RTT sample");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         CHECK_U64(xfer_sender_deadline(&s), XFER_RTO_INITIAL_USEC);
         xfer_sender_done(&s);
 
         TEST_CASE("rtt: no sample from an ACK that delivers nothing");
         CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
+        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         a = ack_make(2, 64, NULL, 0);
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 10 * MS, 10 * MS), 2);
@@ -1022,7 +1034,10 @@ struct sim_config {
         unsigned n_seeds;
         bool clean;                             /* no retransmission allowed */
         bool reach_window;                      /* cwnd must reach the window */
-        bool exact;                             /* one retransmission per drop, no duplicates */
+        bool exact;                             /* one retransmission per drop, besides the
+                                                 * probes and the losses found spurious */
+        bool keeps_cwnd;                        /* random loss: cwnd still reaches half the window */
+        bool cuts;                              /* congestion: at least one cut */
         bool few_rtos;                          /* RTO expiries at most 1% of the drops */
 };
 
@@ -1251,9 +1266,20 @@ static void sim_run(const struct sim_config *cfg, uint64_t seed, struct sim_resu
         if (cfg->reach_window)
                 CHECK_INT(res->max_cwnd, cfg->window);
         if (cfg->exact) {
-                CHECK_U64(s.n_retransmitted, res->data_dropped);
-                CHECK_U64(r.n_duplicates, 0);
+                /* A loss judged random does not shrink the window, so more
+                 * is in flight when the reordering happens; whatever goes
+                 * out twice must be a probe or a loss RACK later saw was
+                 * spurious. */
+                CHECK(s.n_retransmitted >= res->data_dropped);
+                CHECK(s.n_retransmitted <= res->data_dropped + s.n_probes + s.n_spurious);
+                CHECK(r.n_duplicates <= s.n_probes + s.n_spurious);
         }
+        if (cfg->keeps_cwnd) {
+                CHECK(res->max_cwnd >= cfg->window / 2);
+                CHECK(s.cc.n_random_losses > 0);
+        }
+        if (cfg->cuts)
+                CHECK(s.cc.n_loss_events > 0);
         if (cfg->few_rtos)
                 CHECK(s.cc.n_timeouts * 100 <= res->data_dropped);
         res->n_probes = s.n_probes;
@@ -1310,7 +1336,8 @@ static const struct sim_config sim_configs[] = {
          * acknowledged) took 18-30 RTOs per run here. */
         { .name = "2% loss each way, 10 ms RTT: RTOs are rare", .n_blocks = 20000, .window = 512,
           .drop_ppm = 20000, .ack_drop_ppm = 20000, .delay_usec = 5 * MS, .tx_usec = 10,
-          .queue_max = 1000, .ack_every = 16, .check_every = 101, .n_seeds = 5, .few_rtos = true },
+          .queue_max = 1000, .ack_every = 16, .check_every = 101, .n_seeds = 5, .few_rtos = true,
+          .keeps_cwnd = true },
         { .name = "2% loss each way, 10 ms RTT, short transfers: the tail", .n_blocks = 200,
           .window = 512, .drop_ppm = 20000, .ack_drop_ppm = 20000, .delay_usec = 5 * MS,
           .tx_usec = 10, .queue_max = 1000, .ack_every = 16, .check_every = 1, .n_seeds = 20,
@@ -1320,7 +1347,7 @@ static const struct sim_config sim_configs[] = {
           .blackout_to = 2500 * MS, .ack_every = 1, .check_every = 1, .n_seeds = 3 },
         { .name = "bottleneck queue: congestion losses", .n_blocks = 20000, .window = 2048,
           .delay_usec = 20 * MS, .tx_usec = 100, .queue_max = 64, .ack_every = 2,
-          .check_every = 97, .n_seeds = 2 },
+          .check_every = 97, .n_seeds = 2, .cuts = true },
         /* AIMD under 1% random loss keeps cwnd small (Mathis et al.), but
          * the first round trips fill a 65536-block scoreboard with holes. */
         { .name = "window 65536, 1% loss, reordering", .n_blocks = 300000, .window = 65536,
@@ -1610,11 +1637,76 @@ static void test_receiver_model(void)
         }
 }
 
+/* Which losses count as congestion (xfer_cc_congested()). */
+static void test_cc_congested(void)
+{
+        static const struct {
+                const char *name;
+                bool has_sample;
+                uint64_t min_rtt, srtt;
+                uint32_t prev_delivered, prev_lost, round_delivered, round_lost;
+                bool every_loss;
+                bool want;
+        } cases[] = {
+                { "no RTT sample yet", false, 0, 0, 1000, 0, 0, 0, false, true },
+                { "classic AIMD asked for", true, 5000, 5000, 1000, 0, 0, 1, true, true },
+                { "2% loss, no queue: random", true, 5000, 5300, 1000, 20, 500, 10, false, false },
+                { "queue of exactly 1 ms: still random", true, 5000, 6000, 1000, 20, 0, 1, false, false },
+                { "queue of 1 ms + 1 us: congestion", true, 5000, 6001, 1000, 20, 0, 1, false, true },
+                { "long path: min_rtt / 8 is the bar", true, 40000, 45000, 1000, 0, 0, 1, false, false },
+                { "long path: over min_rtt / 8", true, 40000, 45001, 1000, 0, 0, 1, false, true },
+                { "srtt below min_rtt (a new minimum)", true, 5000, 4000, 1000, 0, 0, 1, false, false },
+                { "5% exactly: random", true, 100, 100, 950, 50, 0, 0, false, false },
+                { "over 5%: congestion", true, 100, 100, 949, 51, 0, 0, false, true },
+                { "current round counts too", true, 100, 100, 500, 10, 440, 41, false, true },
+                { "49 blocks: too few for a rate", true, 100, 100, 30, 10, 5, 4, false, false },
+                { "50 blocks at 28%: congestion", true, 100, 100, 30, 10, 6, 4, false, true },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct xfer_cc cc;
+                struct xfer_rtt rtt;
+
+                TEST_CASE("cc congested: %s", cases[i].name);
+                xfer_cc_init(&cc, 1000);
+                xfer_rtt_init(&rtt);
+                rtt.has_sample = cases[i].has_sample;
+                rtt.min_rtt_usec = cases[i].min_rtt;
+                rtt.srtt_usec = cases[i].srtt;
+                cc.every_loss_is_congestion = cases[i].every_loss;
+                cc.prev_delivered = cases[i].prev_delivered;
+                cc.prev_lost = cases[i].prev_lost;
+                cc.round_delivered = cases[i].round_delivered;
+                cc.round_lost = cases[i].round_lost;
+                CHECK(xfer_cc_congested(&cc, &rtt) == cases[i].want);
+                CHECK_U64(cc.n_random_losses, cases[i].want ? 0 : 1);
+        }
+
+        /* Rounds: counts roll over when cum passes the round's end. */
+        struct xfer_cc cc;
+        TEST_CASE("cc congested: round accounting");
+        xfer_cc_init(&cc, 1000);
+        xfer_cc_on_delivered(&cc, 5, 5, 20);  /* cum 5 > round_end 0: a new round, to block 19 */
+        CHECK_INT(cc.round_end, 19);
+        CHECK_INT(cc.prev_delivered, 5);
+        xfer_cc_count_lost(&cc, 2);
+        xfer_cc_on_delivered(&cc, 10, 15, 40);
+        CHECK_INT(cc.round_delivered, 10);
+        CHECK_INT(cc.round_lost, 2);
+        xfer_cc_on_delivered(&cc, 6, 21, 50); /* cum 21 > 19: the round ends */
+        CHECK_INT(cc.prev_delivered, 16);
+        CHECK_INT(cc.prev_lost, 2);
+        CHECK_INT(cc.round_delivered, 0);
+        CHECK_INT(cc.round_lost, 0);
+        CHECK_INT(cc.round_end, 49);
+}
+
 int main(void)
 {
         test_rtt();
         test_echo();
         test_cc();
+        test_cc_congested();
         test_sender_basics();
         test_sender_rack();
         test_sender_probe();
