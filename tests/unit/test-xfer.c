@@ -532,6 +532,20 @@ static void test_sender_basics(void)
         xfer_sender_done(&s);
 }
 
+/* A sender for the RACK and probe tests: every loss is congestion there (the
+ * classic cut is part of what they check), and blocks 0..n-1 left at 0..n-1 ms. */
+static void classic_sender(struct xfer_sender *s, uint32_t n_blocks, uint32_t window)
+{
+        CHECK_ERR(xfer_sender_init(s, n_blocks, window, 0), 0);
+        s->cc.every_loss_is_congestion = true;
+}
+
+static void send_at_ms(struct xfer_sender *s, uint32_t n)
+{
+        for (uint32_t i = 0; i < n; i++)
+                xfer_sender_sent(s, i, i * MS);
+}
+
 static void test_sender_rack(void)
 {
         struct xfer_sender s;
@@ -539,8 +553,7 @@ static void test_sender_rack(void)
         uint32_t seq;
 
         TEST_CASE("rack: reordering within reo_wnd is not loss; the reordering timer");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
+        classic_sender(&s, 100, 64);
         for (uint32_t i = 0; i < 10; i++) { /* block i leaves at i ms */
                 CHECK(xfer_sender_next(&s, &seq));
                 CHECK_INT(seq, i);
@@ -590,10 +603,8 @@ static void test_sender_rack(void)
         xfer_sender_done(&s);
 
         TEST_CASE("rack: older than reo_wnd is lost at once, once per recovery");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
-        for (uint32_t i = 0; i < 10; i++)
-                xfer_sender_sent(&s, i, i * MS);
+        classic_sender(&s, 100, 64);
+        send_at_ms(&s, 10);
         a = ack_make(0, 64, r1, 1);
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 20 * MS, 25 * MS), 1);
         uint32_t r4[] = { 3, 4, 8, 9 };
@@ -629,10 +640,8 @@ static void test_sender_rack(void)
         xfer_sender_done(&s);
 
         TEST_CASE("rack: a retransmission is judged by its own send time");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
-        for (uint32_t i = 0; i < 4; i++)
-                xfer_sender_sent(&s, i, i * MS);
+        classic_sender(&s, 100, 64);
+        send_at_ms(&s, 4);
         uint32_t r6[] = { 1, 2 };
         a = ack_make(0, 64, r6, 1);
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 20 * MS, 21 * MS), 1);
@@ -657,8 +666,7 @@ static void test_sender_rack(void)
         xfer_sender_done(&s);
 
         TEST_CASE("rack: reo_wnd is at least XFER_REO_WND_MIN_USEC");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
+        classic_sender(&s, 100, 64);
         xfer_sender_sent(&s, 0, 1000);
         xfer_sender_sent(&s, 1, 1050);
         xfer_sender_sent(&s, 2, 1060);
@@ -676,10 +684,8 @@ static void test_sender_rack(void)
         xfer_sender_done(&s);
 
         TEST_CASE("rack: a block declared lost that arrives widens reo_wnd, once per SRTT");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
-        for (uint32_t i = 0; i < 4; i++)
-                xfer_sender_sent(&s, i, i * MS);
+        classic_sender(&s, 100, 64);
+        send_at_ms(&s, 4);
         a = ack_make(0, 64, r6, 1); /* block 1: min_rtt 20 ms, reo_wnd 5 ms */
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 20 * MS, 21 * MS), 1);
         xfer_sender_on_timer(&s, 25 * MS);
@@ -704,10 +710,8 @@ static void test_sender_rack(void)
         xfer_sender_done(&s);
 
         TEST_CASE("rack: an ambiguous retransmission does not move the clock");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
-        for (uint32_t i = 0; i < 4; i++)
-                xfer_sender_sent(&s, i, i * MS);
+        classic_sender(&s, 100, 64);
+        send_at_ms(&s, 4);
         uint32_t r9[] = { 3, 4 };
         a = ack_make(0, 64, r9, 1);
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 20 * MS, 23 * MS), 1);
@@ -731,8 +735,7 @@ static void test_sender_probe(void)
         uint32_t seq;
 
         TEST_CASE("probe: a new block beyond cwnd, cwnd unchanged");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
+        classic_sender(&s, 100, 64);
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         a = ack_make(5, 64, NULL, 0);
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 10 * MS, 10 * MS), 5);
@@ -769,8 +772,7 @@ static void test_sender_probe(void)
         xfer_sender_done(&s);
 
         TEST_CASE("probe: the latest block again when no new one may go");
-        CHECK_ERR(xfer_sender_init(&s, 5, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
+        classic_sender(&s, 5, 64);
         CHECK_INT(send_all(&s, 0, NULL, 0), 5);
         a = ack_make(3, 64, NULL, 0); /* 3 and 4, the tail, are lost */
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 10 * MS, 10 * MS), 3);
@@ -795,8 +797,7 @@ static void test_sender_probe(void)
         xfer_sender_done(&s);
 
         TEST_CASE("probe: the receiver's window closed: the latest block again");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
+        classic_sender(&s, 100, 64);
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         a = ack_make(2, 8, NULL, 0); /* rwnd: up to block 9 */
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 10 * MS, 10 * MS), 2);
@@ -806,8 +807,7 @@ static void test_sender_probe(void)
         xfer_sender_done(&s);
 
         TEST_CASE("probe: a lost block first; two probes until progress, then the RTO");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
+        classic_sender(&s, 100, 64);
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         uint32_t r3[] = { 9, 10 };
         a = ack_make(0, 64, r3, 1);
@@ -851,15 +851,13 @@ static void test_sender_probe(void)
         xfer_sender_done(&s);
 
         TEST_CASE("probe: none before the first RTT sample");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
+        classic_sender(&s, 100, 64);
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         CHECK_U64(xfer_sender_deadline(&s), XFER_RTO_INITIAL_USEC);
         xfer_sender_done(&s);
 
         TEST_CASE("rtt: no sample from an ACK that delivers nothing");
-        CHECK_ERR(xfer_sender_init(&s, 100, 64, 0), 0);
-        s.cc.every_loss_is_congestion = true; /* the classic cut is tested here */
+        classic_sender(&s, 100, 64);
         CHECK_INT(send_all(&s, 0, NULL, 0), 10);
         a = ack_make(2, 64, NULL, 0);
         CHECK_ERR(xfer_sender_on_ack(&s, &a, 10 * MS, 10 * MS), 2);
