@@ -473,16 +473,20 @@ int xfer_recv_handshake(struct xfer_recv *x, struct file_info *ret_info)
                 }
                 now = mono_usec();
                 if (now >= deadline) {
+                        /* The timeout, in the words of the TCP path's
+                         * ("no data from the server for N s"). */
+                        double secs = (double) p->timeout_usec / 1e6;
                         if (n_foreign > 0)
                                 return set_problem(
                                         x, XFER_RECV_TIMEOUT,
-                                        "no netlab transfer answer from %s port %u after %u "
-                                        "requests (%u other datagrams came back: is it a UDP "
-                                        "file service?)",
-                                        p->host, p->port, x->rep->n_requests, n_foreign);
+                                        "timed out: no netlab transfer answer from %s port %u "
+                                        "for %g s, %u requests sent (%u other datagrams came "
+                                        "back: is it a UDP file service?)",
+                                        p->host, p->port, secs, x->rep->n_requests, n_foreign);
                         return set_problem(x, XFER_RECV_TIMEOUT,
-                                           "no answer from %s port %u after %u request%s", p->host,
-                                           p->port, x->rep->n_requests,
+                                           "timed out: no answer from %s port %u for %g s, %u "
+                                           "request%s sent",
+                                           p->host, p->port, secs, x->rep->n_requests,
                                            x->rep->n_requests == 1 ? "" : "s");
                 }
                 if (now >= next_send) {
