@@ -384,6 +384,11 @@ void json_string(FILE *f, const uint8_t *buf, size_t n);
  * UTF-8 and C1 controls. */
 void print_name(FILE *f, const uint8_t *buf, size_t n);
 
+/* Join n command-line words with single spaces (echo TEXT, send MESSAGE).
+ * Return: a new NUL-terminated string (caller frees) with its length in
+ * *ret_len; NULL if longer than max bytes or out of memory. */
+char *join_words(int n, char **words, size_t max, size_t *ret_len);
+
 /* Print an error: "netlabctl: <text>" to stderr, and with --json an object
  * {"command":..., "status":..., "error":...} to stdout.  Returns exit_code. */
 int fail(const char *command, int exit_code, const char *status, const char *fmt, ...)

@@ -517,32 +517,6 @@ static int echo_count(struct echo *e)
         return exit_code;
 }
 
-static char *join_words(int n, char **words, size_t *ret_len)
-{
-        size_t len = 0;
-
-        for (int i = 0; i < n; i++) {
-                len += strlen(words[i]) + (i > 0);
-                if (len > NL_UDP_PAYLOAD_MAX)
-                        return NULL;
-        }
-        char *s = malloc(len + 1);
-        if (!s)
-                return NULL;
-
-        size_t o = 0;
-        for (int i = 0; i < n; i++) {
-                size_t w = strlen(words[i]);
-                if (i > 0)
-                        s[o++] = ' ';
-                memcpy(s + o, words[i], w);
-                o += w;
-        }
-        s[o] = '\0';
-        *ret_len = o;
-        return s;
-}
-
 int cmd_echo(int argc, char **argv)
 {
         enum { OPT_COUNT = 'c', OPT_INTERVAL = 'i', OPT_SIZE = 's', OPT_WAIT = 'W', OPT_RETRIES = 'r' };
@@ -611,7 +585,7 @@ int cmd_echo(int argc, char **argv)
         _cleanup_free_ char *text = NULL;
         size_t text_len = 0;
         if (has_text) {
-                text = join_words(argc - optind, argv + optind, &text_len);
+                text = join_words(argc - optind, argv + optind, NL_UDP_PAYLOAD_MAX, &text_len);
                 if (!text)
                         return usage_error("echo: TEXT is longer than %u bytes", NL_UDP_PAYLOAD_MAX);
         }

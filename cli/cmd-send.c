@@ -38,34 +38,6 @@ static void help(void)
                program_name);
 }
 
-static char *join_words(int n, char **words, size_t *ret_len)
-{
-        size_t len = 0;
-
-        for (int i = 0; i < n; i++) {
-                size_t w = strlen(words[i]);
-                /* Both bounded by the argv size limit, so no overflow. */
-                len += w + (i > 0);
-                if (len > NL_MSG_MAX_LIMIT)
-                        return NULL;
-        }
-        char *s = malloc(len + 1);
-        if (!s)
-                return NULL;
-
-        size_t o = 0;
-        for (int i = 0; i < n; i++) {
-                size_t w = strlen(words[i]);
-                if (i > 0)
-                        s[o++] = ' ';
-                memcpy(s + o, words[i], w);
-                o += w;
-        }
-        s[o] = '\0';
-        *ret_len = o;
-        return s;
-}
-
 static void print_result(const char *format, const uint8_t *reply, size_t n, uint64_t usec)
 {
         if (settings.json) {
@@ -248,7 +220,7 @@ int cmd_send(int argc, char **argv)
                 return usage_error("send: no MESSAGE given (see 'send --help')");
 
         size_t len;
-        _cleanup_free_ char *msg = join_words(argc - optind, argv + optind, &len);
+        _cleanup_free_ char *msg = join_words(argc - optind, argv + optind, NL_MSG_MAX_LIMIT, &len);
         if (!msg)
                 return usage_error("send: the message is longer than %u bytes", NL_MSG_MAX_LIMIT);
         if (!lab && text_check((const uint8_t *) msg, len, NULL) < 0)

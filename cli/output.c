@@ -1,5 +1,6 @@
 /* output.c: printing what a server sent, and JSON. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -110,4 +111,31 @@ int fail(const char *command, int exit_code, const char *status, const char *fmt
                 printf("}\n");
         }
         return exit_code;
+}
+
+char *join_words(int n, char **words, size_t max, size_t *ret_len)
+{
+        size_t len = 0;
+
+        for (int i = 0; i < n; i++) {
+                /* Both bounded by the argv size limit, so no overflow. */
+                len += strlen(words[i]) + (i > 0);
+                if (len > max)
+                        return NULL;
+        }
+        char *s = malloc(len + 1);
+        if (!s)
+                return NULL;
+
+        size_t o = 0;
+        for (int i = 0; i < n; i++) {
+                size_t w = strlen(words[i]);
+                if (i > 0)
+                        s[o++] = ' ';
+                memcpy(s + o, words[i], w);
+                o += w;
+        }
+        s[o] = '\0';
+        *ret_len = o;
+        return s;
 }
