@@ -38,8 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import (PROBLEMS, BenchError, Netlabd, Server, free_ports, log, pid_has_socket, run_main, stop_all,
-                      warn_sigterm_status)
+from benchlib import (PROBLEMS, BenchError, Netlabd, Server, build_exe, free_ports, log, pid_has_socket,
+                      run_main, stop_all, warn_sigterm_status)
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
@@ -150,28 +150,8 @@ class NetlabdServer(Netlabd, UdpServer):
 
 
 def find_netlabd(build, bindir):
-    """netlabd from the build dir, copied into bindir: a rebuild during the bench
-    (ninja replaces the file) must not change what is measured."""
-    build = Path(build)
-    if not build.is_absolute():
-        build = TOP / build
-    built = build / "daemon" / "netlabd"
-    if not built.exists():
-        raise BenchError(f"netlabd not found at {built}: build it first (meson setup {build} && "
-                         f"meson compile -C {build}), point --build at the build dir, "
-                         "or run only the peer with --peers plain")
-    exe = bindir / "netlabd"
-    shutil.copy2(built, exe)
-    try:
-        res = subprocess.run([str(exe), "--help"], capture_output=True, timeout=10)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"'{exe} --help' did not finish within 10 s") from None
-    except OSError as e:
-        raise BenchError(f"cannot run {built} (copied to {exe}): {e}; is a build running?") from None
-    if res.returncode != 0:
-        raise BenchError(f"'{exe} --help' failed with status {res.returncode}:\n"
-                         f"{res.stderr.decode(errors='replace').strip()}")
-    return exe
+    """netlabd from the build dir, copied into bindir (benchlib.build_exe())."""
+    return build_exe(build, "daemon", "netlabd", ["--help"], "plain", bindir)
 
 
 def children_cpu_seconds():

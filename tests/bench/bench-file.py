@@ -41,8 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import (STOP_TIMEOUT, BenchError, Netlabd, Server, free_ports, log, run_main, stop_all,
-                      warn_sigterm_status)
+from benchlib import (STOP_TIMEOUT, BenchError, Netlabd, Server, build_exe, free_ports, log, run_main,
+                      stop_all, warn_sigterm_status)
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
@@ -169,31 +169,13 @@ class NetlabdServer(Netlabd, Server):
             ");\n")
 
 
-def find_build_exes(build, bindir):
+def find_build_exes(build, bindir, peers_hint="nginx,iperf3"):
     """netlabd and netlabctl, copied from the build dir into bindir: a rebuild
     during the bench (ninja replaces the files) must not change what is measured."""
-    build = Path(build)
-    if not build.is_absolute():
-        build = TOP / build
-    exes = {}
-    for name, sub, probe in (("netlabd", "daemon", ["--help"]), ("netlabctl", "cli", ["fetch", "--help"])):
-        built = build / sub / name
-        if not built.exists():
-            raise BenchError(f"{name} not found at {built}: build it first (meson setup {build} && "
-                             f"meson compile -C {build}), point --build at the build dir, "
-                             "or run only the peers with --peers nginx,iperf3")
-        exe = bindir / name
-        shutil.copy2(built, exe)
-        try:
-            res = subprocess.run([str(exe), *probe], capture_output=True, timeout=10)
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"'{exe} {' '.join(probe)}' did not finish within 10 s") from None
-        except OSError as e:
-            raise BenchError(f"cannot run {built} (copied to {exe}): {e}; is a build running?") from None
-        if res.returncode != 0:
-            raise BenchError(f"'{exe} {' '.join(probe)}' failed with status {res.returncode}:\n"
-                             f"{(res.stderr or res.stdout).decode(errors='replace').strip()}")
-        exes[name] = exe
+    exes = {
+        "netlabd": build_exe(build, "daemon", "netlabd", ["--help"], peers_hint, bindir),
+        "netlabctl": build_exe(build, "cli", "netlabctl", ["fetch", "--help"], peers_hint, bindir),
+    }
     help_text = subprocess.run([str(exes["netlabctl"]), "fetch", "--help"],
                                capture_output=True, text=True, timeout=10).stdout
     for opt in ("--discard", "--resume"):

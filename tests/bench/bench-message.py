@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import START_TIMEOUT, BenchError, Server, free_ports, log, run_main, stop_all, tail
+from benchlib import START_TIMEOUT, BenchError, Server, build_exe, free_ports, log, run_main, stop_all, tail
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
@@ -238,24 +238,7 @@ class NetlabdPeer(Peer):
 
 
 def find_netlabd(build):
-    build = Path(build)
-    if not build.is_absolute():
-        build = TOP / build
-    exe = build / "daemon" / "netlabd"
-    if not exe.exists():
-        raise BenchError(f"netlabd not found at {exe}: build it first (meson setup {build} && "
-                         f"meson compile -C {build}), point --build at the build dir, "
-                         "or run only the peers with --peers xinetd,forkserver")
-    if not os.access(exe, os.X_OK):
-        raise BenchError(f"{exe} is not executable")
-    try:
-        res = subprocess.run([str(exe), "--help"], capture_output=True, timeout=10)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"'{exe} --help' did not finish within 10 s") from None
-    if res.returncode != 0:
-        raise BenchError(f"'{exe} --help' failed with status {res.returncode}:\n"
-                         f"{res.stderr.decode(errors='replace').strip()}")
-    return exe
+    return build_exe(build, "daemon", "netlabd", ["--help"], "xinetd,forkserver")
 
 
 def run_client(msgclient, peer, count):

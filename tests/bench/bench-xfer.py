@@ -560,7 +560,7 @@ def compile_nfqdelay(workdir):
 
 
 def find_netlab(build, bindir, need_udp):
-    exes = bf.find_build_exes(build, bindir)
+    exes = bf.find_build_exes(build, bindir, peers_hint="atftp")
     if need_udp:
         help_text = subprocess.run([str(exes["netlabctl"]), "fetch", "--help"],
                                    capture_output=True, text=True, timeout=10).stdout

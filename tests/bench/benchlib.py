@@ -3,6 +3,7 @@ under test from its own temporary config, checking that our own process (not
 a system daemon) listens on its port, and stopping it by pid."""
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -174,6 +175,36 @@ class Netlabd:
         problems = [ln for ln in tail(self.logfile, lines).splitlines() if re.search(pattern, ln, re.I)]
         if problems:
             log(f"{self.name} logged:\n" + "\n".join(problems[-10:]))
+
+
+def build_exe(build, sub, name, probe, peers_hint, bindir=None):
+    """The program `name` from the meson build dir `build` (relative to the
+    repository top unless absolute), checked by running it with `probe`. With
+    bindir it is copied there first, so that a rebuild during the bench (ninja
+    replaces the file) cannot change what is measured. peers_hint names the
+    --peers choice that leaves netlab out. Return: the path to run."""
+    build = Path(build)
+    if not build.is_absolute():
+        build = Path(__file__).resolve().parents[2] / build
+    built = build / sub / name
+    if not built.exists():
+        raise BenchError(f"{name} not found at {built}: build it first (meson setup {build} && "
+                         f"meson compile -C {build}), point --build at the build dir, "
+                         f"or run only the peers with --peers {peers_hint}")
+    exe = built
+    if bindir is not None:
+        exe = Path(bindir) / name
+        shutil.copy2(built, exe)
+    try:
+        res = subprocess.run([str(exe), *probe], capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"'{exe} {' '.join(probe)}' did not finish within 10 s") from None
+    except OSError as e:
+        raise BenchError(f"cannot run {built} (copied to {exe}): {e}; is a build running?") from None
+    if res.returncode != 0:
+        raise BenchError(f"'{exe} {' '.join(probe)}' failed with status {res.returncode}:\n"
+                         f"{(res.stderr or res.stdout).decode(errors='replace').strip()}")
+    return exe
 
 
 def stop_all(servers, prog):
