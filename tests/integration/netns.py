@@ -64,6 +64,41 @@ def skip_reason():
     return _skip or None
 
 
+
+def sockets_in_netns(ns_path, count, family=socket.AF_INET, type_=socket.SOCK_DGRAM):
+    """count sockets created inside the network namespace at ns_path (a
+    /run/netns/NAME or /proc/PID/ns/net), usable from any thread: setns()
+    changes only the calling thread, so a short-lived thread joins the
+    namespace and makes them, and a socket keeps the namespace it was made in."""
+    box = {}
+
+    def make():
+        socks = []
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns")
+            finally:
+                os.close(fd)
+            for _ in range(count):
+                socks.append(socket.socket(family, type_))
+            box["socks"] = socks
+        except BaseException as e:  # reported in the caller's thread
+            for s in socks:
+                s.close()
+            box["error"] = e
+
+    t = threading.Thread(target=make, name="setns")
+    t.start()
+    t.join(10)
+    if "error" in box:
+        raise box["error"]
+    if "socks" not in box:
+        raise RuntimeError("the setns thread did not finish")
+    return box["socks"]
+
 class NetnsPair:
     """server_ns (server_addr on server_if) <-veth-> client_ns (client_addr on client_if)."""
 
@@ -134,29 +169,8 @@ class NetnsPair:
         return [int(p) for p in run(["ip", "netns", "pids", ns]).stdout.split()]
 
     def socket(self, ns, family=socket.AF_INET, type_=socket.SOCK_DGRAM):
-        """A socket created inside ns (from a thread that joins it: a
-        namespace is per thread, the socket keeps it), usable from here."""
-        box = {}
-
-        def make():
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    if libc.setns(fd, CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), "setns")
-                finally:
-                    os.close(fd)
-                box["sock"] = socket.socket(family, type_)
-            except BaseException as e:  # reported in the caller's thread
-                box["error"] = e
-
-        t = threading.Thread(target=make)
-        t.start()
-        t.join(10)
-        if "error" in box:
-            raise box["error"]
-        return box["sock"]
+        """A socket created inside ns, usable from here (sockets_in_netns)."""
+        return sockets_in_netns(f"/run/netns/{ns}", 1, family, type_)[0]
 
     def destroy(self):
         """Delete both namespaces (their veth ends go with them), after

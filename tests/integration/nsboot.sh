@@ -24,6 +24,9 @@
 # Environment (set by sysbox.py; only NETLAB_HOST_MNTNS is mandatory):
 #   NETLAB_HOST_MNTNS     inode of the caller's mount namespace; we refuse to run in it.
 #   NETLAB_RW_PATHS       space-separated existing dirs to keep writable despite ro /tmp.
+#   NETLAB_OVERLAY_DIR    boot on a throwaway overlay of / (writes go to a tmpfs mounted here).
+#   NETLAB_OVERLAY_SIZE   size of that tmpfs (default 4g; only what is written counts).
+#   NETLAB_PRIVATE_NET    non-empty: the box has its own network namespace; bring up lo.
 #   NETLAB_CGROUP_LAYOUT  cgroupfs view to mount: unified | hybrid | legacy.  sysbox.py passes
 #                         unified on pure-v2 AND hybrid hosts (a hybrid view makes systemd
 #                         create cgroups in the host's v1 controller hierarchies, see
@@ -46,6 +49,35 @@ MY_MNTNS=$(stat -L -c %i /proc/self/ns/mnt) || die "cannot stat /proc/self/ns/mn
 
 mount -n --make-rprivate /
 
+# ---- optional throwaway root: an overlay of / whose writes land in a tmpfs ----------------
+# (NETLAB_OVERLAY_DIR: an empty host dir; the tmpfs, the overlay and every write in the box
+# vanish with the mount namespace.)  Package installs, new users, /etc and /srv edits stay
+# in the box.  /proc, /sys and /dev are the namespace's own, bound into the new root; the
+# rw paths are bound from the host so that they stay shared.
+OVERLAY=${NETLAB_OVERLAY_DIR:-}
+if [ -n "$OVERLAY" ]; then
+    [ -d "$OVERLAY" ] || die "NETLAB_OVERLAY_DIR '$OVERLAY' is not a directory"
+    mount -n -t tmpfs -o mode=0700,size="${NETLAB_OVERLAY_SIZE:-4g}" tmpfs "$OVERLAY"
+    mkdir "$OVERLAY/upper" "$OVERLAY/work" "$OVERLAY/root"
+    mount -n -t overlay overlay -o "lowerdir=/,upperdir=$OVERLAY/upper,workdir=$OVERLAY/work" "$OVERLAY/root"
+    for m in /proc /sys /dev; do mount -n --rbind "$m" "$OVERLAY/root$m"; done
+    for rw in ${NETLAB_RW_PATHS:-}; do
+        [ -d "$rw" ] || die "NETLAB_RW_PATHS entry '$rw' is not a directory"
+        mount -n --bind "$rw" "$OVERLAY/root$rw"
+    done
+    mkdir "$OVERLAY/root/.nsboot-oldroot"
+    cd "$OVERLAY/root"
+    pivot_root . .nsboot-oldroot
+    cd /
+    umount -n -l /.nsboot-oldroot
+    rmdir /.nsboot-oldroot
+fi
+
+# ---- optional private network namespace (unshare --net): bring up its loopback ------------
+if [ -n "${NETLAB_PRIVATE_NET:-}" ]; then
+    ip link set lo up || die "cannot bring up lo in the private network namespace"
+fi
+
 # ---- private /run ---------------------------------------------------------------------
 mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs /run
 mkdir -p /run/systemd/system /run/netlab-nogen /run/systemd/journald.conf.d
@@ -61,12 +93,17 @@ if [ -e /dev/console ]; then
 fi
 if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=2755 tmpfs /var/log/journal; fi
 mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
-mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp
-for rw in ${NETLAB_RW_PATHS:-}; do
-    [ -d "$rw" ] || die "NETLAB_RW_PATHS entry '$rw' is not a directory"
-    # a bind mount inherits ro from /tmp: remount it rw explicitly
-    mount --bind "$rw" "$rw" && mount -o remount,bind,rw "$rw"
-done
+if [ -z "$OVERLAY" ]; then
+    # (on an overlay root, writes to /tmp land in the box's tmpfs: nothing to guard)
+    mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp
+fi
+if [ -z "$OVERLAY" ]; then
+    for rw in ${NETLAB_RW_PATHS:-}; do
+        [ -d "$rw" ] || die "NETLAB_RW_PATHS entry '$rw' is not a directory"
+        # a bind mount inherits ro from /tmp: remount it rw explicitly
+        mount --bind "$rw" "$rw" && mount -o remount,bind,rw "$rw"
+    done
+fi
 
 # ---- private cgroupfs view (the cgroup namespace makes our cgroup its root) -------------
 LAYOUT=${NETLAB_CGROUP_LAYOUT:-}

@@ -336,8 +336,15 @@ class SystemdBox:
     """
 
     def __init__(self, name: str, unit_files: dict[str, str] | None = None,
-                 rw_paths: Sequence[str | os.PathLike] | None = None):
+                 rw_paths: Sequence[str | os.PathLike] | None = None,
+                 overlay_root: bool = False, private_net: bool = False):
+        """overlay_root: boot on a throwaway copy-on-write overlay of / (writes, package
+        installs and new users stay in a tmpfs that dies with the box).  private_net: the
+        box gets its own network namespace with only lo, so units may listen on their
+        shipped addresses and ports; reach it with net_run() and net_socket()."""
         self.name = name
+        self.overlay_root = overlay_root
+        self.private_net = private_net
         self.unit_files = dict(unit_files or {})
         self.rw_paths = [os.path.realpath(p) for p in (rw_paths or [])]
         for p in self.rw_paths:
@@ -428,6 +435,8 @@ class SystemdBox:
             prefix=f"{CGROUP_PREFIX}{_sanitize(self.name)}-{os.getpid()}-{n}-", dir=WORK_PARENT))
         unitdir = self.workdir / "units"
         unitdir.mkdir()
+        if self.overlay_root:
+            (self.workdir / "overlay").mkdir()
         for uname, content in self.unit_files.items():
             self._write_unit_file(unitdir, uname, content)
 
@@ -450,11 +459,16 @@ class SystemdBox:
                "NETLAB_HOST_MNTNS": str(os.stat("/proc/self/ns/mnt").st_ino),
                "NETLAB_RW_PATHS": " ".join(self.rw_paths),
                "NETLAB_CGROUP_LAYOUT": self.layout or ""}
+        if self.overlay_root:
+            env["NETLAB_OVERLAY_DIR"] = str(self.workdir / "overlay")
+        if self.private_net:
+            env["NETLAB_PRIVATE_NET"] = "1"
         for k in ("NETLAB_LOG_TARGET", "NETLAB_LOG_LEVEL"):
             if os.environ.get(k):
                 env[k] = os.environ[k]
         cmd = ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts", "--ipc",
-               "--cgroup", "--mount-proc", "--propagation", "private", "--",
+               "--cgroup", *(["--net"] if self.private_net else []),
+               "--mount-proc", "--propagation", "private", "--",
                # via /bin/sh so a lost exec bit on nsboot.sh does not matter
                "/bin/sh", str(NSBOOT), str(self.workdir / "units")]
         self._log = open(self.workdir / "boot.log", "wb")
@@ -600,6 +614,49 @@ class SystemdBox:
                   ) -> subprocess.CompletedProcess:
         """systemctl ARGS inside the box."""
         return self.run(["systemctl", *args], check=check, timeout=timeout)
+
+    # ---- the box's own network (private_net=True) -----------------------------------------
+    def net_run(self, args: Sequence[str], check: bool = True, timeout: float = 30,
+                input: str | bytes | None = None, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess:
+        """Run a HOST program (host filesystem, host pid namespace) inside the box's network
+        namespace only: clients that must reach units listening on the box's lo.  Output is
+        captured as bytes; on timeout the process group is killed and TimeoutExpired raised."""
+        self._check_alive()
+        if not self.private_net:
+            raise SysboxError("net_run() needs a box started with private_net=True")
+        argv = [str(a) for a in args]
+        full = ["nsenter", f"--net=/proc/{self.pid}/ns/net", "--", *argv]
+        p = subprocess.Popen(full, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, **(env or {})}, start_new_session=True)
+        data = input.encode() if isinstance(input, str) else input
+        try:
+            out, err = p.communicate(data, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)    # host pid namespace: the group is ours alone
+            out, err = p.communicate()
+            raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
+        res = subprocess.CompletedProcess(argv, p.returncode, out, err)
+        if check and p.returncode != 0:
+            raise SysboxCommandError(p.returncode, argv, out.decode(errors="replace"),
+                                     err.decode(errors="replace"))
+        return res
+
+    def net_socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM
+                   ) -> socket.socket:
+        return self.net_sockets(1, family, type)[0]
+
+    def net_sockets(self, count: int, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM
+                    ) -> list[socket.socket]:
+        """Sockets created in the box's network namespace (a socket keeps the namespace it
+        was created in, whichever thread uses it later).  setns() affects only the calling
+        thread, so a short-lived thread enters the namespace and makes the socket."""
+        self._check_alive()
+        if not self.private_net:
+            raise SysboxError("net_sockets() needs a box started with private_net=True")
+        from netns import sockets_in_netns     # the same directory
+        return sockets_in_netns(f"/proc/{self.pid}/ns/net", count, family, type)
 
     @staticmethod
     def _write_unit_file(base: Path, name: str, content: str) -> Path:
