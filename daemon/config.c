@@ -89,6 +89,35 @@ static const char *check_listener_name(const char *v)
         return NULL;
 }
 
+/* A user or group name as useradd(8) and systemd-sysusers(8) make them:
+ * a letter or '_' first (so never a number, which would read as an id),
+ * then letters, digits, '_', '.' and '-', and at most a final '$' (Samba
+ * machine accounts).  Anything else cannot be an account we should run as,
+ * and would only reach getpwnam(3) to fail. */
+static const char *check_account_name(const char *v)
+{
+        if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') || *v == '_'))
+                return "must start with a letter or '_'";
+        for (const char *p = v + 1; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '.' || *p == '-' || (*p == '$' && p[1] == '\0')))
+                        return "may contain only letters, digits, '_', '.', '-' and a final '$'";
+        return NULL;
+}
+
+/* The top-level keys other than the groups and the listener list.  32: the
+ * longest name useradd(8) accepts by default (and utmp's limit). */
+static const struct config_key global_keys[] = {
+        { .name = "user", .type = CONFIG_KEY_STRING, .min = 1, .max = 32,
+          .offset = offsetof(struct config, user), .check = check_account_name,
+          .doc = "started as root, run as this user once the listeners are bound (ignored when not "
+                 "started as root); unset: stay root, with a warning" },
+        { .name = "group", .type = CONFIG_KEY_STRING, .min = 1, .max = 32,
+          .offset = offsetof(struct config, group), .check = check_account_name,
+          .doc = "with user: run with this group instead of the user's primary group" },
+        {}
+};
+
 #define LIMIT_INT(field, lo, hi, def, text)                                                  \
         { .name = #field, .type = CONFIG_KEY_INT, .min = (lo), .max = (hi),                  \
           .offset = offsetof(struct limits_config, field), .default_int = (def), .doc = (text) }
@@ -657,8 +686,16 @@ static void read_root(struct config_report *rep, config_t *lc, struct config *c)
         for (int i = 0; i < n; i++) {
                 const config_setting_t *s = config_setting_get_elem(root, (unsigned) i);
                 const char *name = config_setting_name(s);
+                const struct config_key *k = find_key(global_keys, name);
 
-                if (strcmp(name, "limits") == 0) {
+                if (k) {
+                        read_value(rep, s, k, c, "");
+                        int line = (int) config_setting_source_line(s);
+                        if (strcmp(k->name, "user") == 0)
+                                c->user_line = line;
+                        else
+                                c->group_line = line;
+                } else if (strcmp(name, "limits") == 0) {
                         if (is_group(rep, s, "limits"))
                                 read_group(rep, s, limits_keys, &c->limits, "limits: ");
                 } else if (strcmp(name, "log") == 0) {
@@ -673,8 +710,12 @@ static void read_root(struct config_report *rep, config_t *lc, struct config *c)
                                 listeners = s;
                 } else
                         report(rep, (int) config_setting_source_line(s),
-                               "unknown key '%s' (expected limits, log or listeners)", name);
+                               "unknown key '%s' (expected user, group, limits, log or listeners)", name);
         }
+
+        /* Without user netlabd stays root, so a group alone would do nothing. */
+        if (c->group_line > 0 && c->user_line == 0)
+                report(rep, c->group_line, "group: only applies together with user, which is not set");
 
         if (!listeners) {
                 report(rep, 0, "no listeners: add a 'listeners = ( ... );' list");
@@ -769,6 +810,7 @@ int config_load(const char *path, config_report_fn report_fn, void *userdata, st
                 return -ENOMEM;
         }
         c->path = strdup(path);
+        (void) config_keys_init(global_keys, c);          /* no defaults: cannot fail */
         (void) config_keys_init(limits_keys, &c->limits); /* no strings: cannot fail */
         (void) config_keys_init(log_keys, &c->log);       /* checked below */
 
@@ -799,6 +841,7 @@ struct config *config_free(struct config *c)
                 listener_done(&c->listeners[i]);
         free(c->listeners);
         config_keys_done(log_keys, &c->log);
+        config_keys_done(global_keys, c);
         free(c->path);
         free(c);
         return NULL;
@@ -844,7 +887,9 @@ static void list_table(FILE *f, const char *section, const struct config_key *ke
                         (void) xsnprintf(def, sizeof def, "%s", k->custom_type);
                         break;
                 }
-                fprintf(f, "%s.%s\t%s%s\t%s\n", section, k->name, k->required ? "required " : "", def, k->doc);
+                /* Top-level keys have no section: "user", not ".user". */
+                fprintf(f, "%s%s%s\t%s%s\t%s\n", section ? section : "", section ? "." : "", k->name,
+                        k->required ? "required " : "", def, k->doc);
         }
 }
 
@@ -853,6 +898,7 @@ void config_list_keys(FILE *f)
         size_t n;
         const struct service *const *table = service_table(&n);
 
+        list_table(f, NULL, global_keys);
         list_table(f, "limits", limits_keys);
         list_table(f, "log", log_keys);
         list_table(f, "listener", listener_keys);

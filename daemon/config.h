@@ -110,6 +110,13 @@ struct listener_config {
 
 struct config {
         char *path;
+        /* Whom netlabd started as root becomes once its sockets are bound
+         * (privs.h).  Both NULL when not set; group NULL: the user's primary
+         * group.  *_line: where each was set (0: not set). */
+        char *user;
+        char *group;
+        int user_line;
+        int group_line;
         struct limits_config limits;
         struct log_config log;
         enum log_target log_target;

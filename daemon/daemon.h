@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "children.h"
@@ -54,6 +55,13 @@ struct daemon {
 
         struct refusal *refusals;           /* busy connections being answered */
         size_t n_refusals;
+
+        /* Set between the lookup of the config's user and the drop
+         * (privs.h): listening sockets netlabd makes itself get this owner
+         * uid, the user's, so that the UDP transfer children, which run as
+         * the user, may share their port (SO_REUSEPORT). */
+        bool socket_owner_set;
+        uid_t socket_owner;
 
         uint64_t n_accepted;
         uint64_t n_refused;

@@ -5,7 +5,8 @@
  * one child per connection; a connection over a limit gets the service's
  * "busy" refusal instead, answered here without blocking.  Datagram services
  * get their children through dgram_spawn() (here too: one place forks).
- * Reload swaps the set of sockets all-or-nothing. */
+ * Reload swaps the set of sockets all-or-nothing.  Before a drop of root
+ * (privs.h), the sockets bound here get the future user as their owner. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "dgram.h"
 #include "log.h"
 #include "netlab-config.h"
+#include "privs.h"
 #include "proto.h"
 #include "service.h"
 #include "util.h"
@@ -463,15 +465,24 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userd
 /* ---- binding and adopting sockets ---- */
 
 /* A socket for lc, bound (and listening for TCP).  reuseport: set
- * SO_REUSEPORT before bind.  Return: the fd, or negative errno. */
-static int bind_one(const struct listener_config *lc, bool reuseport)
+ * SO_REUSEPORT before bind.  Its owner uid is d->socket_owner when set (a
+ * drop of privileges is coming), else ours.  Return: the fd, or negative
+ * errno. */
+static int bind_one(const struct daemon *d, const struct listener_config *lc, bool reuseport)
 {
         _cleanup_close_ int fd = -1;
         int one = 1, zero = 0;
+        int type = lc->socktype | SOCK_CLOEXEC | SOCK_NONBLOCK;
 
-        fd = socket(lc->sockaddr.ss_family, lc->socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
+        if (d->socket_owner_set) {
+                fd = privs_socket(lc->sockaddr.ss_family, type, d->socket_owner);
+                if (fd < 0)
+                        return fd;
+        } else {
+                fd = socket(lc->sockaddr.ss_family, type, 0);
+                if (fd < 0)
+                        return -errno;
+        }
         /* Only for TCP (restarting over TIME_WAIT); on UDP it would let a
          * second program bind our port and share our datagrams. */
         if (lc->socktype == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
@@ -489,10 +500,10 @@ static int bind_one(const struct listener_config *lc, bool reuseport)
         return TAKE_FD(fd);
 }
 
-static int bind_socket(const struct listener_config *lc)
+static int bind_socket(const struct daemon *d, const struct listener_config *lc)
 {
         if (lc->socktype != SOCK_DGRAM || !lc->service->dgram_reuseport)
-                return bind_one(lc, false);
+                return bind_one(d, lc, false);
 
         /* The service's children share the port through SO_REUSEPORT (a
          * transfer keeps the listener's port: NAT and firewalls pass it).
@@ -501,11 +512,11 @@ static int bind_socket(const struct listener_config *lc)
          * without it first: anybody already on the port makes that fail
          * with EADDRINUSE, loudly, as for every other listener.  UDP has no
          * TIME_WAIT, so the port is free again as soon as the probe closes. */
-        int probe = bind_one(lc, false);
+        int probe = bind_one(d, lc, false);
         if (probe < 0)
                 return probe;
         (void) close(probe);
-        return bind_one(lc, true);
+        return bind_one(d, lc, true);
 }
 
 /* Make a socket we did not bind ourselves (passed by systemd, or kept over
@@ -696,7 +707,7 @@ int listeners_apply(struct daemon *d, struct config *config)
                         continue;
                 }
 
-                l->fd = bind_socket(lc);
+                l->fd = bind_socket(d, lc);
                 if (l->fd < 0) {
                         r = l->fd;
                         l->fd = -1;
@@ -804,6 +815,7 @@ void listeners_close_all(struct daemon *d)
 
 void listeners_close_in_child(struct daemon *d)
 {
+        log_relay_child();
         for (size_t i = 0; i < d->n_listeners; i++)
                 (void) close(d->listeners[i]->fd);
         for (size_t i = 0; i < d->n_spares; i++)

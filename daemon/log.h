@@ -19,6 +19,15 @@ void log_setup(enum log_target target, int max_level);
 /* The target actually in use (never AUTO). */
 enum log_target log_get_target(void);
 
+/* The journal relay (see log.c): with the journal as target, the supervisor
+ * opens it before forking anything and watches the returned fd, calling
+ * log_relay_dispatch() when it is readable; each child calls
+ * log_relay_child() first thing. Return: the fd, or negative errno
+ * (-EOPNOTSUPP when logging to stderr: nothing to relay). */
+int log_relay_open(void);
+int log_relay_dispatch(int fd);
+void log_relay_child(void);
+
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Log a failing syscall/function with its error and return -abs(err). */

@@ -3,14 +3,17 @@
  * Nothing protocol-specific lives here.  The supervisor binds or adopts the
  * listening sockets, forks a child per client (listener.c), reaps children on
  * SIGCHLD, reloads on SIGHUP (all-or-nothing) and stops on SIGTERM/SIGINT
- * after a grace period. */
+ * after a grace period.  Started as root with `user` in the config, it drops
+ * to that user (privs.h) once the sockets are bound, before it serves. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -18,6 +21,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "netlab-config.h"
+#include "privs.h"
 #include "service.h"
 #include "util.h"
 
@@ -134,6 +138,87 @@ static void apply_log_settings(const struct config *c)
         log_setup(arg_log_target >= 0 ? (enum log_target) arg_log_target : c->log_target, c->log_level);
 }
 
+static bool streq_null(const char *a, const char *b)
+{
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Decide, before any socket exists, whether netlabd drops root once its
+ * sockets are bound, and to whom.
+ * Return: 1 and *ret: a drop is due; 0: none (not root, or no user: logged);
+ * negative errno: the user cannot be used (logged), do not start. */
+static int plan_privileges(const struct config *c, struct privs_target *ret)
+{
+        struct privs_target t;
+        char why[256];
+        int line = 0;
+
+        if (geteuid() != 0) {
+                if (!c->user)
+                        return 0;
+                /* Under systemd's User= the user is already who we are. */
+                if (privs_lookup(c, &t, why, sizeof why, &line) >= 0 && t.uid == geteuid())
+                        log_msg(LOG_DEBUG, "not root: already running as user %s", c->user);
+                else
+                        log_msg(LOG_NOTICE, "not root: user = \"%s\" ignored (running as uid %u)", c->user,
+                                (unsigned) geteuid());
+                return 0;
+        }
+        if (!c->user) {
+                log_msg(LOG_WARNING, "running as root, and staying root while serving: "
+                        "set user = \"netlab\"; (or another unprivileged user) in %s "
+                        "to drop root once the listeners are bound", c->path);
+                return 0;
+        }
+        int r = privs_lookup(c, ret, why, sizeof why, &line);
+        if (r < 0) {
+                log_msg(LOG_ERR, "%s:%d: %s; not starting", c->path, line, why);
+                return r;
+        }
+        return 1;
+}
+
+/* One key of the user and group that a reload would change. */
+static void warn_kept(const struct config *next, const char *key, const char *want, int line,
+                      const char *have, const char *have_unset)
+{
+        char kept[80];
+
+        if (have)
+                (void) xsnprintf(kept, sizeof kept, "\"%s\"", have);
+        else
+                (void) xsnprintf(kept, sizeof kept, "%s", have_unset);
+        if (want)
+                log_msg(LOG_WARNING, "%s:%d: %s = \"%s\" needs a restart; keeping %s", next->path, line, key,
+                        want, kept);
+        else
+                log_msg(LOG_WARNING, "%s: %s removed: that needs a restart; keeping %s", next->path, key,
+                        kept);
+}
+
+/* The user and group are taken at startup only: a reload keeps the running
+ * ones (in next too, so that the next reload compares with them), says so,
+ * and applies the rest. */
+static void keep_privileges(struct config *running, struct config *next)
+{
+        if (!streq_null(running->user, next->user))
+                warn_kept(next, "user", next->user, next->user_line, running->user, "no user");
+        if (!streq_null(running->group, next->group))
+                warn_kept(next, "group", next->group, next->group_line, running->group,
+                          "the user's primary group");
+
+        char *user = next->user, *group = next->group;
+        int user_line = next->user_line, group_line = next->group_line;
+        next->user = running->user;
+        next->group = running->group;
+        next->user_line = running->user_line;
+        next->group_line = running->group_line;
+        running->user = user;
+        running->group = group;
+        running->user_line = user_line;
+        running->group_line = group_line;
+}
+
 static void notify_status(struct daemon *d, const char *prefix)
 {
         uint64_t requests = __atomic_load_n(&d->stats->requests, __ATOMIC_RELAXED);
@@ -246,6 +331,15 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
         return 0;
 }
 
+static int on_log_relay(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        int r = log_relay_dispatch(fd);
+
+        if (r < 0)
+                log_error_errno(r, "cannot read the journal relay");
+        return 0;
+}
+
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         struct daemon *d = userdata;
@@ -269,6 +363,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
                                 "still serving the previous config");
                         next = config_free(next);
                 } else {
+                        keep_privileges(d->config, next);
                         config_free(d->config);
                         d->config = TAKE_PTR(next);
                         apply_log_settings(d->config);
@@ -318,6 +413,14 @@ static int run(struct daemon *d)
         else
                 log_msg(LOG_DEBUG, "children will not inherit %zd bytes of unused libraries", trimmed);
 
+        struct privs_target target;
+        r = plan_privileges(d->config, &target);
+        if (r < 0)
+                return r;
+        bool drop = r > 0;
+        d->socket_owner_set = drop;
+        d->socket_owner = drop ? target.uid : 0;
+
         r = listeners_collect_activated(d);
         if (r < 0)
                 return r;
@@ -325,6 +428,15 @@ static int run(struct daemon *d)
         if (r < 0)
                 return r;
         listeners_drop_unused_spares(d);
+
+        /* Every socket is bound (ports below 1024 too) and nothing is served
+         * yet: root is not needed any more. */
+        if (drop) {
+                r = privs_drop(&target, d->config->log_level);
+                if (r < 0)
+                        return r;
+                d->socket_owner_set = false;
+        }
 
         /* Pings WATCHDOG=1 at half of WATCHDOG_USEC while the loop runs. */
         r = sd_event_set_watchdog(d->event, true);
@@ -336,11 +448,23 @@ static int run(struct daemon *d)
         if (r < 0)
                 return log_error_errno(r, "cannot add the status timer");
 
+        /* Children's journal entries reach journald through the supervisor,
+         * so they keep the unit (log.c). Opened before anything is forked. */
+        int relay = log_relay_open();
+        if (relay >= 0) {
+                r = sd_event_add_io(d->event, NULL, relay, EPOLLIN, on_log_relay, NULL);
+                if (r < 0)
+                        return log_error_errno(r, "cannot watch the journal relay");
+        } else if (relay != -EOPNOTSUPP)
+                log_error_errno(relay, "cannot open the journal relay, children will log directly");
+
         log_msg(LOG_INFO, "netlabd %s ready: %zu listener(s) from %s", NETLAB_VERSION, d->n_listeners,
                 d->config_path);
         notify_status(d, "READY=1\n");
 
         r = sd_event_loop(d->event);
+        if (relay >= 0)
+                (void) log_relay_dispatch(relay); /* the last children's entries */
         if (r < 0)
                 return log_error_errno(r, "event loop failed");
         log_msg(LOG_INFO, "stopped");
@@ -361,6 +485,20 @@ int main(int argc, char **argv)
                 r = config_load(arg_config, report_to_stderr, NULL, &c);
                 if (r < 0)
                         return 1;
+                /* The user matters only to a netlabd started as root (the
+                 * systemd unit starts it as the user already), so only then
+                 * must it exist. */
+                if (geteuid() == 0 && c->user) {
+                        struct privs_target t;
+                        char why[256];
+                        int line = 0;
+
+                        if (privs_lookup(c, &t, why, sizeof why, &line) < 0) {
+                                report_to_stderr(arg_config, line, why, NULL);
+                                config_free(c);
+                                return 1;
+                        }
+                }
                 printf("%s: ok, %zu listener(s)\n", arg_config, c->n_listeners);
                 config_free(c);
                 return 0;

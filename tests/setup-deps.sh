@@ -6,8 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD_DEPS=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libconfig-dev libinih-dev libssl-dev)
-TEST_DEPS=(python3 python3-pytest systemd util-linux procps iproute2 nftables)
+BUILD_DEPS=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libconfig-dev libinih-dev libssl-dev systemd)
+# debhelper..cpio: the packaging tier builds the .deb and .rpm and runs lintian;
+# bash-completion: the completion is tested with and without it.
+TEST_DEPS=(python3 python3-pytest systemd util-linux procps iproute2 nftables
+           debhelper dpkg-dev fakeroot lintian rpm cpio bash-completion)
 want=("${BUILD_DEPS[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST_DEPS[@]}")
 
@@ -28,6 +31,13 @@ if [ ! -e /srv/netlab ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO install -d -m 0755 /srv/netlab
     $SUDO install -m 0644 conf/srv/source_file.txt /srv/netlab/source_file.txt
+fi
+
+# The example config runs netlabd as the system user "netlab" once it has
+# bound its ports (user = "netlab"): create it as the packages do, from the
+# same sysusers.d file. Only root can, and only root needs it.
+if [ "$(id -u)" -eq 0 ] && ! getent passwd netlab >/dev/null; then
+    systemd-sysusers "$PWD/systemd/netlab.sysusers"
 fi
 
 [ -d build ] || meson setup build

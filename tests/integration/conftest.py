@@ -299,6 +299,12 @@ def daemon_factory(tmp_path):
         return n
 
     yield make
+    stop_and_check(made)
+
+
+def stop_and_check(made):
+    """Stop every daemon a fixture made; fail if one did not stop cleanly or its
+    log shows a crash or a sanitizer report."""
     problems = []
     for n in made:
         try:

@@ -6,6 +6,7 @@
  * under /tmp that is removed at the end. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "privs.h"
 #include "proto.h"
 #include "service.h"
 #include "svc-file.h"
@@ -127,7 +129,39 @@ struct bad_case {
 static const struct bad_case bad_cases[] = {
         { "unknown top-level key",
           "bogus = 1;\n" ONE_LISTENER,
-          { { 1, "unknown key 'bogus' (expected limits, log or listeners)" } } },
+          { { 1, "unknown key 'bogus' (expected user, group, limits, log or listeners)" } } },
+        { "user: empty",
+          "user = \"\";\n" ONE_LISTENER,
+          { { 1, "user: length 0 is out of range 1..32" } } },
+        { "user: 33 bytes",
+          "user = \"abcdefghijklmnopqrstuvwxyz0123456\";\n" ONE_LISTENER,
+          { { 1, "user: length 33 is out of range 1..32" } } },
+        { "user: a number is not a name",
+          "\nuser = \"65534\";\n" ONE_LISTENER,
+          { { 2, "user: \"65534\" must start with a letter or '_'" } } },
+        { "user: leading dash",
+          "user = \"-n\";\n" ONE_LISTENER,
+          { { 1, "user: \"-n\" must start with a letter or '_'" } } },
+        { "user: space, slash, colon, '$' not at the end",
+          "user = \"a b\";\ngroup = \"a/b\";\n" ONE_LISTENER,
+          { { 1, "user: \"a b\" may contain only letters, digits, '_', '.', '-' and a final '$'" },
+            { 2, "group: \"a/b\" may contain only letters, digits, '_', '.', '-' and a final '$'" } } },
+        { "user: control byte, escaped in the report",
+          "user = \"a\\nb\";\n" ONE_LISTENER,
+          { { 1, "user: \"a\\nb\" may contain only" } } },
+        { "user: '$' before the end",
+          "user = \"a$b\";\n" ONE_LISTENER,
+          { { 1, "user: \"a$b\" may contain only" } } },
+        { "user: not a string",
+          "user = 65534;\ngroup = [ \"a\" ];\n" ONE_LISTENER,
+          { { 1, "user: must be a string, not an integer" },
+            { 2, "group: must be a string, not an array" } } },
+        { "group without user",
+          ONE_LISTENER "group = \"nogroup\";\n",
+          { { 10, "group: only applies together with user, which is not set" } } },
+        { "user in a group",
+          "limits = { user = \"netlab\"; };\n" ONE_LISTENER,
+          { { 1, "limits: unknown key 'user'" } } },
         { "unknown key in limits",
           "limits = {\n"
           "        max_kids = 5;\n"
@@ -657,6 +691,10 @@ static void test_example_config(void)
                 return;
 
         CHECK_STR(c->path, rep.expected_file);
+        CHECK_STR(c->user, "netlab");
+        CHECK(c->group == NULL);
+        CHECK(c->user_line > 0);
+        CHECK_INT(c->group_line, 0);
         check_default_limits(c);
         CHECK_STR(c->log.target, "auto");
         CHECK_STR(c->log.level, "info");
@@ -751,6 +789,10 @@ static void test_defaults(void)
         CHECK_U64(rep.n, 0);
         if (c) {
                 check_default_limits(c);
+                CHECK(c->user == NULL);
+                CHECK(c->group == NULL);
+                CHECK_INT(c->user_line, 0);
+                CHECK_INT(c->group_line, 0);
                 CHECK_STR(c->log.target, "auto");
                 CHECK_STR(c->log.level, "info");
                 CHECK_INT(c->log_level, LOG_INFO);
@@ -796,6 +838,24 @@ static void test_defaults(void)
                         config_format_endpoint(l, endpoint, sizeof endpoint);
                         CHECK_STR(endpoint, "127.0.0.1:65535");
                 }
+        }
+        c = config_free(c);
+
+        TEST_CASE("user and group: names at the edges of the rules");
+        CHECK_ERR(load_text("log = { level = \"debug\"; };\n"
+                            "group = \"_G.r-p$\";\n"
+                            ONE_LISTENER
+                            "user = \"abcdefghijklmnopqrstuvwxyz012345\";\n",
+                            &rep, &c),
+                  0);
+        CHECK_U64(rep.n, 0);
+        for (size_t k = 0; k < rep.n && k < MAX_REPORTS; k++)
+                fprintf(stderr, "  report %d: %s\n", rep.e[k].line, rep.e[k].message);
+        if (c) {
+                CHECK_STR(c->user, "abcdefghijklmnopqrstuvwxyz012345");
+                CHECK_INT(c->user_line, 12);
+                CHECK_STR(c->group, "_G.r-p$");
+                CHECK_INT(c->group_line, 2);
         }
         c = config_free(c);
 
@@ -915,7 +975,11 @@ static void test_defaults(void)
         if (CHECK(f)) {
                 config_list_keys(f);
                 CHECK(fclose(f) == 0);
+                /* Top-level keys have no section, and come first. */
+                static const char first[] = "user\tstring, default \"\"\t";
+                CHECK(strncmp(list, first, strlen(first)) == 0);
                 static const char *const want[] = {
+                        "\ngroup\tstring, default \"\"\twith user: ",
                         "limits.max_children\tinteger 1..65536, default 256\t",
                         "limits.max_per_source\tinteger 1..65536, default 16\t",
                         "limits.idle_timeout\tinteger 1..86400, default 30\t",
@@ -946,6 +1010,63 @@ static void test_defaults(void)
         free(list);
 }
 
+/* privs_lookup() (daemon/privs.c) on configs naming accounts every Debian
+ * system has (base-passwd: root, uid 0; nobody; group root, gid 0) and ones
+ * no system has.  Looking up changes no credential, so any user may run it. */
+static void test_privs_lookup(void)
+{
+        static const struct {
+                const char *name;
+                const char *head;      /* the config's first lines */
+                int r;
+                int line;
+                const char *why;       /* exactly, on failure */
+        } cases[] = {
+                { "no user", "", -EINVAL, 0, "user: not set" },
+                { "unknown user", "user = \"no-such-user-nl\";\n", -ENOENT, 1,
+                  "user: no user \"no-such-user-nl\" on this system" },
+                { "uid 0", "\nuser = \"root\";\n", -EPERM, 2,
+                  "user: \"root\" is uid 0, so netlabd would keep every privilege "
+                  "(remove user to run as root on purpose)" },
+                { "unknown group", "user = \"nobody\";\n\n\ngroup = \"no-such-group-nl\";\n", -ENOENT, 4,
+                  "group: no group \"no-such-group-nl\" on this system" },
+                { "user's primary group", "user = \"nobody\";\n", 0, 0, NULL },
+                { "another group", "group = \"root\";\nuser = \"nobody\";\n", 0, 0, NULL },
+        };
+        const struct passwd *nobody = getpwnam("nobody");
+
+        TEST_CASE("privs_lookup(): the user nobody exists");
+        if (!CHECK(nobody != NULL))
+                return;
+        uid_t nobody_uid = nobody->pw_uid;
+        gid_t nobody_gid = nobody->pw_gid;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct config *c = NULL;
+                struct reports rep;
+                struct privs_target t = { .uid = 4242 };
+                char text[512], why[256] = "";
+                int line = -1;
+
+                TEST_CASE("privs_lookup(): %s", cases[i].name);
+                if (!CHECK(xsnprintf(text, sizeof text, "%s%s", cases[i].head, ONE_LISTENER) > 0) ||
+                    !CHECK_ERR(load_text(text, &rep, &c), 0))
+                        continue;
+                int r = privs_lookup(c, &t, why, sizeof why, &line);
+                CHECK_ERR(r, cases[i].r);
+                if (cases[i].why) {
+                        CHECK_STR(why, cases[i].why);
+                        CHECK_INT(line, cases[i].line);
+                        CHECK_INT(t.uid, 4242); /* *ret only written on success */
+                } else if (r == 0) {
+                        CHECK_STR(t.user, "nobody");
+                        CHECK_INT(t.uid, nobody_uid);
+                        CHECK_INT(t.gid, strstr(cases[i].head, "group") ? 0 : nobody_gid);
+                }
+                c = config_free(c);
+        }
+}
+
 int main(void)
 {
         if (!mkdtemp(tmpdir)) {
@@ -959,6 +1080,7 @@ int main(void)
         test_defaults();
         test_bad_configs();
         test_not_regular_files();
+        test_privs_lookup();
 
         if (rmdir(tmpdir) < 0)
                 test_check(false, __FILE__, __LINE__, "rmdir(%s): %m", tmpdir);
