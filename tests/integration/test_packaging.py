@@ -39,7 +39,7 @@ REPO = pkgbuild.REPO
 UNITS = sorted(p.name for p in (REPO / "systemd").iterdir() if p.suffix in (".service", ".socket"))
 MAN_PAGES = sorted(p.name for p in (REPO / "docs").iterdir() if re.fullmatch(r".+\.[1-8]", p.name))
 ETC_FILES = ["guess-people.conf", "netlabctl.ini", "netlabd.conf"]
-DOCS = ["ARCHITECTURE.md", "PROTOCOL.md", "README.md"]
+DOCS = ["ARCHITECTURE.md", "PROTOCOL.md", "README.md", "SYSTEMD.md"]
 SAMPLE = REPO / "conf" / "srv" / "source_file.txt"
 OVERRIDES = [REPO / "packaging/debian/netlab.lintian-overrides",
              REPO / "packaging/debian/source/lintian-overrides"]

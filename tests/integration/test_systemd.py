@@ -363,6 +363,10 @@ def exercise_installed(box, tmp_path):
     assert relayed and all(int(e["NETLAB_CHILD_PID"]) != main for e in relayed), relayed
     files = [e for e in entries if e["LISTENER"] in ("files", "files-udp") and e["RESULT"] == "ok"]
     assert files and all(e.get("FILE") == "source_file.txt" for e in files), files
+    # A UDP transfer cannot join a socket systemd created as root: its own port
+    # (docs/SYSTEMD.md), and the transfers above still completed.
+    udp = [e for e in files if e["LISTENER"] == "files-udp"]
+    assert udp and all("own port" in e["DETAIL"] for e in udp), udp
 
     # systemctl reload with a changed config takes effect.
     conf_path = box.root / "etc/netlab/netlabd.conf"
@@ -489,3 +493,27 @@ def test_deb_installed_with_apt(box, tmp_path):
         assert service_state(box, u) == "inactive", u
     assert not (box.root / "usr/sbin/netlabd").exists()
     assert (box.root / "etc/netlab/netlabd.conf").exists()
+
+
+@needs_box
+@pytest.mark.skipif(shutil.which("rpm") is None, reason="rpm not installed")
+def test_rpm_installed(box, tmp_path):
+    """The same from the .rpm: Debian's rpm has an empty database, so --nodeps (the
+    libraries it needs are the ones it was built against, from this machine); the
+    %post scriptlets create the user and the root, and enable nothing."""
+    import pkgbuild
+    rpm = pkgbuild.packages()["rpm"]
+    r = box.run(["rpm", "-i", "--nodeps", str(rpm)], timeout=120, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert box.run(["getent", "passwd", "netlab"]).stdout.startswith("netlab:")
+    assert (box.root / "srv/netlab/source_file.txt").read_bytes() == SAMPLE.read_bytes()
+    assert box.systemctl("is-enabled", "netlabd.socket", check=False).stdout.strip() == "disabled"
+    box.systemctl("daemon-reload")
+    box.systemctl("enable", "netlabd.socket")
+    exercise_installed(box, tmp_path)
+    box.systemctl("start", "netlabd.socket")
+    r = box.run(["rpm", "-e", "--nodeps", "netlab"], timeout=120, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for u in ["netlabd.service", *[p.name for p in socket_units()]]:
+        assert service_state(box, u) == "inactive", u
+    assert not netlabd_pids(box)
