@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
@@ -51,6 +52,8 @@ static void field_set(struct iovec *iov, struct field *f, const char *fmt, ...)
         iov->iov_len = r < 0 ? 0 : ((size_t) r < sizeof f->buf ? (size_t) r : sizeof f->buf - 1);
 }
 
+static void stderr_line(int level, const char *text);
+
 /* The relay: [0] is the supervisor's receiving end, [1] the children's
  * sending end; relay_owner is the supervisor's pid. */
 static int relay_fd[2] = { -1, -1 };
@@ -65,8 +68,7 @@ int log_relay_open(void)
 {
         int sv[2];
 
-        if (log_target != LOG_TARGET_JOURNAL)
-                return -EOPNOTSUPP;
+        /* Opened whatever the target: a reload may switch to the journal. */
         if (relay_fd[0] >= 0)
                 return relay_fd[0];
         if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
@@ -117,13 +119,89 @@ static int journal_sendv(const struct iovec *iov, size_t n)
         return sd_journal_sendv(iov, (int) n);
 }
 
-/* Supervisor: write one relayed entry. Return: 0, or -EBADMSG. */
+/* The fields a child's entries have (log_request(), log_text()): a relayed
+ * entry may carry only these, so a child cannot speak for the supervisor
+ * (NETLAB_EVENT=privileges, NETLAB_CHILD_PID=) through it. */
+static const char *const relay_fields[] = {
+        "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "NETLAB_EVENT", "LISTENER", "SERVICE",
+        "REMOTE_ADDR", "REMOTE_PORT", "BYTES_IN", "BYTES_OUT", "DURATION_USEC", "RESULT",
+        "DETAIL", "CLIENT_MESSAGE", "FILE", "OFFSET",
+};
+
+static bool relay_field_ok(const uint8_t *field, size_t len)
+{
+        const uint8_t *eq = memchr(field, '=', len);
+
+        if (!eq)
+                return false;
+        size_t name_len = (size_t) (eq - field), value_len = len - name_len - 1;
+        for (size_t i = 0; i < ELEMENTSOF(relay_fields); i++) {
+                if (strlen(relay_fields[i]) != name_len || memcmp(relay_fields[i], field, name_len) != 0)
+                        continue;
+                if (strcmp(relay_fields[i], "PRIORITY") == 0)
+                        /* 3 (error) to 7: a child never needs to page anyone. */
+                        return value_len == 1 && eq[1] >= '0' + LOG_ERR && eq[1] <= '0' + LOG_DEBUG;
+                if (strcmp(relay_fields[i], "NETLAB_EVENT") == 0)
+                        return value_len == 7 && memcmp(eq + 1, "request", 7) == 0;
+                return true;
+        }
+        return false;
+}
+
+/* The supervisor's own writer for relayed entries: journald's native
+ * protocol over a non-blocking socket, so a stalled journald costs entries
+ * (counted, and reported once it takes entries again), never the event loop
+ * that accepts and reaps. sd_journal_sendv() would block. Values with a
+ * newline use the protocol's length-prefixed form. */
+static int journal_fd = -1;
+static uint64_t relay_dropped;
+
+static int journal_send_nonblocking(const struct iovec *iov, size_t n)
+{
+        static const struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket" };
+        uint8_t buf[RELAY_MAX_ENTRY + 256];
+        struct wire_writer w;
+
+        if (journal_fd < 0) {
+                journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (journal_fd < 0)
+                        return -errno;
+        }
+        wire_writer_init(&w, buf, sizeof buf);
+        for (size_t i = 0; i < n; i++) {
+                const uint8_t *f = iov[i].iov_base, *eq = memchr(f, '=', iov[i].iov_len);
+                size_t name_len = (size_t) (eq - f), value_len = iov[i].iov_len - name_len - 1;
+                int r;
+                if (!memchr(eq + 1, '\n', value_len))
+                        r = wire_put_bytes(&w, f, iov[i].iov_len) < 0 || wire_put_u8(&w, '\n') < 0;
+                else {
+                        uint8_t le[8];
+                        for (int b = 0; b < 8; b++)
+                                le[b] = (uint8_t) ((uint64_t) value_len >> (8 * b));
+                        r = wire_put_bytes(&w, f, name_len) < 0 || wire_put_u8(&w, '\n') < 0 ||
+                            wire_put_bytes(&w, le, sizeof le) < 0 ||
+                            wire_put_bytes(&w, eq + 1, value_len) < 0 || wire_put_u8(&w, '\n') < 0;
+                }
+                if (r)
+                        return -E2BIG;
+        }
+        if (sendto(journal_fd, buf, w.pos, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *) &sa,
+                   sizeof sa) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Supervisor: write one relayed entry. Return: 0; -EBADMSG for a malformed
+ * one; -EAGAIN when journald is not taking entries (dropped, counted). */
 static int relay_forward(const uint8_t *data, size_t size, pid_t child)
 {
         struct iovec iov[RELAY_MAX_FIELDS + 1];
         struct wire_reader r;
         uint16_t n;
         char pidfield[40];
+        const uint8_t *message = NULL;
+        size_t message_len = 0;
+        int prio = LOG_INFO;
 
         wire_reader_init(&r, data, size);
         if (wire_get_u16be(&r, &n) < 0 || n == 0 || n > RELAY_MAX_FIELDS)
@@ -132,22 +210,47 @@ static int relay_forward(const uint8_t *data, size_t size, pid_t child)
                 uint16_t len;
                 const uint8_t *field;
                 if (wire_get_u16be(&r, &len) < 0 || len == 0 || wire_get_view(&r, len, &field) < 0 ||
-                    !memchr(field, '=', len))
+                    !relay_field_ok(field, len))
                         return -EBADMSG;
                 iov[i] = (struct iovec) { .iov_base = (void *) field, .iov_len = len };
+                if (len > 8 && memcmp(field, "MESSAGE=", 8) == 0)
+                        message = field + 8, message_len = len - 8u;
+                else if (len == 10 && memcmp(field, "PRIORITY=", 9) == 0)
+                        prio = field[9] - '0';
         }
         if (wire_reader_remaining(&r) != 0)
                 return -EBADMSG;
         int k = xsnprintf(pidfield, sizeof pidfield, "NETLAB_CHILD_PID=%d", (int) child);
         iov[n] = (struct iovec) { .iov_base = pidfield, .iov_len = k < 0 ? 0 : (size_t) k };
-        return sd_journal_sendv(iov, n + 1) < 0 ? -EIO : 0;
+
+        int q = journal_send_nonblocking(iov, n + 1u);
+        if (q == -EAGAIN || q == -EWOULDBLOCK || q == -ENOBUFS) {
+                relay_dropped++;
+                return -EAGAIN;
+        }
+        if (q < 0) {
+                /* journald gone: the entry goes to stderr, as every other does. */
+                char text[1200];
+                (void) xsnprintf(text, sizeof text, "child %d: %.*s", (int) child,
+                                 (int) (message_len < 1024 ? message_len : 1024),
+                                 message ? (const char *) message : "");
+                stderr_line(prio, text);
+        }
+        return 0;
 }
 
 int log_relay_dispatch(int fd)
 {
+        uint64_t malformed = 0;
+        pid_t last_bad = 0;
+        bool forwarded = false;     /* journald took one: time to report drops */
+
         /* Bounded per wakeup so a flood of entries cannot starve the loop. */
-        for (int i = 0; i < 256; i++) {
+        for (int i = 0; i < 64; i++) {
                 uint8_t buf[RELAY_MAX_ENTRY + 1];
+                /* Room for one ucred only: descriptors a child might send
+                 * (SCM_RIGHTS) do not fit, so the kernel closes them
+                 * (MSG_CTRUNC); any that did arrive are closed below. */
                 union {
                         struct cmsghdr align;
                         uint8_t buf[CMSG_SPACE(sizeof(struct ucred))];
@@ -162,20 +265,41 @@ int log_relay_dispatch(int fd)
                 ssize_t k = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
                 if (k < 0) {
                         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                                return 0;
+                                break;
                         return -errno;
                 }
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-                            c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                        if (c->cmsg_level != SOL_SOCKET)
+                                continue;
+                        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
                                 struct ucred uc;
                                 memcpy(&uc, CMSG_DATA(c), sizeof uc);
                                 child = uc.pid;
+                        } else if (c->cmsg_type == SCM_RIGHTS) {
+                                size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                                for (size_t j = 0; j < nfd; j++) {
+                                        int passed;
+                                        memcpy(&passed, CMSG_DATA(c) + j * sizeof(int), sizeof passed);
+                                        (void) close(passed);
+                                }
                         }
-                if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t) k > RELAY_MAX_ENTRY ||
-                    relay_forward(buf, (size_t) k, child) == -EBADMSG)
-                        log_msg(LOG_WARNING, "a malformed journal entry from child %d, ignoring it",
-                                (int) child);
+                }
+                int r = (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t) k > RELAY_MAX_ENTRY
+                                ? -EBADMSG : relay_forward(buf, (size_t) k, child);
+                if (r == -EBADMSG) {
+                        malformed++;
+                        last_bad = child;
+                } else if (r == 0)
+                        forwarded = true;
+        }
+        /* One warning per wakeup, whatever a broken child sends. */
+        if (malformed > 0)
+                log_msg(LOG_WARNING, "%llu malformed journal entr%s from children (last from %d), ignoring",
+                        (unsigned long long) malformed, malformed == 1 ? "y" : "ies", (int) last_bad);
+        if (relay_dropped > 0 && forwarded) {
+                log_msg(LOG_WARNING, "journald was not taking entries: %llu children's entries dropped",
+                        (unsigned long long) relay_dropped);
+                relay_dropped = 0;
         }
         return 0;
 }

@@ -136,6 +136,15 @@ int privs_lookup(const struct config *c, struct privs_target *ret, char *why, si
                 }
         }
 
+        /* Group 0 would keep read access to everything root's group may read,
+         * and setgid(0) could not be refused afterwards. */
+        if (t.gid == 0) {
+                (void) xsnprintf(why, why_size,
+                                 "%s: netlabd would run with group id 0 (root's group); "
+                                 "name an unprivileged group", c->group ? "group" : "user");
+                return -EPERM;
+        }
+
         *ret = t;
         return 0;
 }

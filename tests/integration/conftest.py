@@ -13,6 +13,7 @@ import os
 import re
 import select
 import signal
+import shutil
 import socket
 import subprocess
 import time
@@ -28,6 +29,20 @@ NETLABCTL = BUILD / "cli" / "netlabctl"
 # Lines in a daemon log that mean a test must fail even if it passed.
 BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|"
                      r"killed by signal|exited with status")
+
+
+def require_tools(*tools, package=None):
+    """Skip the calling test when a tool is missing, naming what to install;
+    under CI (CI=true, where tests/setup-deps.sh --test installed them all) a
+    missing tool fails the test instead: a tier that silently skips proves
+    nothing."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not missing:
+        return
+    why = f"{', '.join(missing)} not installed" + (f" (apt-get install {package})" if package else "")
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{why}: CI must run this test (tests/setup-deps.sh --test installs it)", pytrace=False)
+    pytest.skip(why)
 
 
 def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):

@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 import pkgbuild
+from conftest import require_tools
 
 REPO = pkgbuild.REPO
 UNITS = sorted(p.name for p in (REPO / "systemd").iterdir() if p.suffix in (".service", ".socket"))
@@ -105,8 +106,8 @@ def test_every_lintian_override_is_justified():
                 assert paragraph_has_comment, f"{path.name}: no comment justifies {line!r}"
 
 
-@pytest.mark.skipif(shutil.which("lintian") is None, reason="lintian is not installed")
 def test_lintian_clean():
+    require_tools("lintian", package="lintian")
     pkgs = pkgbuild.packages()
     proc = subprocess.run(["lintian", "-EIL", "+pedantic", str(pkgs["changes"])],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
@@ -336,10 +337,9 @@ def test_extracted_units_run_packaged_programs(extracted):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="systemd-sysusers/-tmpfiles --root chown: needs root")
-@pytest.mark.skipif(shutil.which("systemd-tmpfiles") is None or shutil.which("systemd-sysusers") is None,
-                    reason="systemd-tmpfiles/systemd-sysusers not installed")
 def test_extracted_sysusers_and_tmpfiles_create_user_and_root(extracted, tmp_path):
     """What postinst runs, applied to a copy of the extracted tree with --root."""
+    require_tools("systemd-tmpfiles", "systemd-sysusers", package="systemd")
     root = tmp_path / "root"
     shutil.copytree(extracted, root, symlinks=True)
     run(["systemd-sysusers", f"--root={root}", "netlab.conf"])
@@ -409,8 +409,7 @@ def test_rpm_scripts_create_user_and_root_and_enable_nothing():
 
 
 def test_rpm_extracted_daemon_checks_its_config(tmp_path):
-    if shutil.which("rpm2cpio") is None or shutil.which("cpio") is None:
-        pytest.skip("rpm2cpio or cpio is not installed")
+    require_tools("rpm2cpio", "cpio", package="rpm cpio")
     pkgs = pkgbuild.packages()
     cpio = subprocess.run(["rpm2cpio", str(pkgs["rpm"])], capture_output=True, check=True,
                           timeout=60).stdout

@@ -335,6 +335,23 @@ def test_reload_after_drop(daemons, ctl_ini):
     assert_dropped(d.pid, pw)
 
 
+def test_group_replaces_the_primary_group(daemons, ctl_ini):
+    """group = NAME: that group instead of the user's primary one (and the
+    user's own supplementary groups, as systemd's Group= gives)."""
+    import grp
+    g = grp.getgrnam("users")
+    port = free_port()
+    d = daemons(config([message_listener(port)], group="users"))
+    s = proc_status(d.pid)
+    pw = nobody()
+    assert s["Uid"].split() == [str(pw.pw_uid)] * 4
+    assert s["Gid"].split() == [str(g.gr_gid)] * 4, s["Gid"]
+    assert sorted(int(x) for x in s["Groups"].split()) == sorted(set(os.getgrouplist(NOBODY, g.gr_gid)))
+    assert f"(uid {pw.pw_uid}, gid {g.gr_gid})" in d.log(), d.log()
+    r = netlabctl("send", "-p", port, "grouped", ini=ctl_ini)
+    assert (r.returncode, r.stdout) == (0, b"message received: grouped\n"), r
+
+
 # ---------------------------------------------------------------------------
 # refusals and warnings
 
@@ -348,6 +365,8 @@ def check_config(path):
     (f'user = "{NOBODY}";\ngroup = "no-such-group-nl";\n', 2,
      'group: no group "no-such-group-nl" on this system'),
     ('user = "root";\n', 1, 'user: "root" is uid 0, so netlabd would keep every privilege'),
+    (f'user = "{NOBODY}";\ngroup = "root";\n', 2,
+     "group: netlabd would run with group id 0 (root's group); name an unprivileged group"),
 ])
 def test_unusable_user_stops_netlabd(daemons, head, line, message):
     port = free_port()

@@ -6,6 +6,7 @@
  * under /tmp that is removed at the end. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -1031,7 +1032,9 @@ static void test_privs_lookup(void)
                 { "unknown group", "user = \"nobody\";\n\n\ngroup = \"no-such-group-nl\";\n", -ENOENT, 4,
                   "group: no group \"no-such-group-nl\" on this system" },
                 { "user's primary group", "user = \"nobody\";\n", 0, 0, NULL },
-                { "another group", "group = \"root\";\nuser = \"nobody\";\n", 0, 0, NULL },
+                { "another group", "group = \"users\";\nuser = \"nobody\";\n", 0, 0, NULL },
+                { "gid 0", "group = \"root\";\nuser = \"nobody\";\n", -EPERM, 1,
+                  "group: netlabd would run with group id 0 (root's group); name an unprivileged group" },
         };
         const struct passwd *nobody = getpwnam("nobody");
 
@@ -1061,7 +1064,9 @@ static void test_privs_lookup(void)
                 } else if (r == 0) {
                         CHECK_STR(t.user, "nobody");
                         CHECK_INT(t.uid, nobody_uid);
-                        CHECK_INT(t.gid, strstr(cases[i].head, "group") ? 0 : nobody_gid);
+                        const struct group *users = getgrnam("users");
+                        CHECK_INT(t.gid, strstr(cases[i].head, "group") ? (users ? users->gr_gid : 100u)
+                                                                       : nobody_gid);
                 }
                 c = config_free(c);
         }
