@@ -126,6 +126,9 @@ static const struct config_key limits_keys[] = {
         LIMIT_INT(max_children, 1, 65536, 256, "most clients served at once, all listeners together"),
         LIMIT_INT(max_per_source, 1, 65536, 16, "most clients served at once from one IP address"),
         LIMIT_INT(idle_timeout, 1, 86400, 30, "seconds a client may stay silent (or not read) before it is dropped"),
+        LIMIT_INT(header_timeout, 1, 3600, 10,
+                  "seconds from the accept for a tcp client's complete request; "
+                  "trickling bytes cannot extend it"),
         LIMIT_INT(total_timeout, 1, 604800, 300, "seconds one request may take in all"),
         LIMIT_INT(grace_period, 0, 3600, 10, "seconds running clients get to finish on SIGTERM before they are ended"),
         {}
@@ -677,6 +680,36 @@ static int level_from_name(const char *s)
         return LOG_INFO;
 }
 
+/* Was key k of group g set, and read as its value (not refused)? */
+static bool int_key_taken(const config_setting_t *g, const char *k, int64_t value)
+{
+        const config_setting_t *s = config_setting_get_member(g, k);
+        int type = s ? config_setting_type(s) : CONFIG_TYPE_NONE;
+
+        return (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) &&
+               config_setting_get_int64(s) == value;
+}
+
+/* Both deadlines run from the accept, so a header_timeout longer than
+ * total_timeout would never apply: an explicit one is refused rather than
+ * left to mislead.  The default (10 s) is simply cut to a shorter
+ * total_timeout (conn.c, docs/netlabd.conf.5). */
+static void check_header_timeout(struct config_report *rep, const config_setting_t *limits,
+                                 const struct limits_config *l)
+{
+        if (l->header_timeout <= l->total_timeout ||
+            !int_key_taken(limits, "header_timeout", l->header_timeout))
+                return;
+        /* A total_timeout refused for its own reason was reported already. */
+        const config_setting_t *t = config_setting_get_member(limits, "total_timeout");
+        if (t && !int_key_taken(limits, "total_timeout", l->total_timeout))
+                return;
+        config_report_at(rep, config_setting_get_member(limits, "header_timeout"),
+                         "limits: header_timeout: %lld is longer than total_timeout (%lld), which "
+                         "ends every request first; lower header_timeout or raise total_timeout",
+                         (long long) l->header_timeout, (long long) l->total_timeout);
+}
+
 static void read_root(struct config_report *rep, config_t *lc, struct config *c)
 {
         const config_setting_t *root = config_root_setting(lc);
@@ -696,8 +729,10 @@ static void read_root(struct config_report *rep, config_t *lc, struct config *c)
                         else
                                 c->group_line = line;
                 } else if (strcmp(name, "limits") == 0) {
-                        if (is_group(rep, s, "limits"))
+                        if (is_group(rep, s, "limits")) {
                                 read_group(rep, s, limits_keys, &c->limits, "limits: ");
+                                check_header_timeout(rep, s, &c->limits);
+                        }
                 } else if (strcmp(name, "log") == 0) {
                         if (is_group(rep, s, "log"))
                                 read_group(rep, s, log_keys, &c->log, "log: ");

@@ -69,8 +69,9 @@ enum log_target {
 struct limits_config {
         int64_t max_children;
         int64_t max_per_source;
-        int64_t idle_timeout;  /* seconds */
-        int64_t total_timeout; /* seconds */
+        int64_t idle_timeout;   /* seconds */
+        int64_t header_timeout; /* seconds; the smaller of it and total_timeout applies */
+        int64_t total_timeout;  /* seconds */
         int64_t grace_period;  /* seconds */
 };
 

@@ -42,24 +42,79 @@ void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
                 (void) xsnprintf(c->remote_addr, sizeof c->remote_addr, "unknown");
 }
 
-/* Milliseconds to wait: the smaller of `want` and what the deadline leaves.
+void conn_header_done(struct conn *c)
+{
+        c->header_done = true;
+}
+
+/* Seconds of the header deadline: header_timeout, or total_timeout when that
+ * is shorter (both run from the accept; docs/netlabd.conf.5). */
+static int64_t header_seconds(const struct conn *c)
+{
+        return c->limits->header_timeout < c->limits->total_timeout ? c->limits->header_timeout
+                                                                    : c->limits->total_timeout;
+}
+
+/* The deadline that applies now, and which limit it is. */
+static uint64_t current_deadline(const struct conn *c, enum conn_timeout *ret_which)
+{
+        if (!c->header_done) {
+                uint64_t h = c->start_usec + (uint64_t) header_seconds(c) * 1000000u;
+                if (h <= c->deadline_usec) {
+                        *ret_which = CONN_TIMEOUT_HEADER;
+                        return h;
+                }
+        }
+        *ret_which = CONN_TIMEOUT_TOTAL;
+        return c->deadline_usec;
+}
+
+const char *conn_timeout_text(const struct conn *c, char *buf, size_t size)
+{
+        switch (c->timed_out) {
+        case CONN_TIMEOUT_HEADER:
+                (void) xsnprintf(buf, size, "header deadline: no complete request %lld s after the accept "
+                                 "(header_timeout)", (long long) header_seconds(c));
+                break;
+        case CONN_TIMEOUT_IDLE:
+                (void) xsnprintf(buf, size, "idle for %lld s (idle_timeout)",
+                                 (long long) c->limits->idle_timeout);
+                break;
+        case CONN_TIMEOUT_TOTAL:
+                (void) xsnprintf(buf, size, "total deadline: %lld s after the accept (total_timeout)",
+                                 (long long) c->limits->total_timeout);
+                break;
+        default:
+                (void) xsnprintf(buf, size, "no timeout");
+                break;
+        }
+        return buf;
+}
+
+/* Milliseconds to wait: the smaller of `want` (0: the idle timeout), the idle
+ * timeout and what the current deadline leaves.  *ret_limit: the limit that
+ * ends the wait (CONN_TIMEOUT_NONE: `want`, which is no limit).
  * Return: -1 if the deadline already passed. */
-static int wait_ms(const struct conn *c, uint64_t want_usec, bool *ret_limited)
+static int wait_ms(const struct conn *c, uint64_t want_usec, enum conn_timeout *ret_limit)
 {
         uint64_t now = now_usec();
         uint64_t idle = (uint64_t) c->limits->idle_timeout * 1000000u;
         uint64_t w = want_usec ? want_usec : idle;
-        bool limited = want_usec == 0 || want_usec >= idle;
+        enum conn_timeout limit = want_usec == 0 || want_usec >= idle ? CONN_TIMEOUT_IDLE : CONN_TIMEOUT_NONE;
+        enum conn_timeout which;
+        uint64_t deadline = current_deadline(c, &which);
 
         if (w > idle)
                 w = idle;
-        if (now >= c->deadline_usec)
+        if (now >= deadline) {
+                *ret_limit = which;
                 return -1;
-        if (c->deadline_usec - now <= w) {
-                w = c->deadline_usec - now;
-                limited = true;
         }
-        *ret_limited = limited;
+        if (deadline - now <= w) {
+                w = deadline - now;
+                limit = which;
+        }
+        *ret_limit = limit;
         /* Round up so we never wake a hair early and spin. */
         return (int) ((w + 999) / 1000);
 }
@@ -67,10 +122,12 @@ static int wait_ms(const struct conn *c, uint64_t want_usec, bool *ret_limited)
 static int wait_for(struct conn *c, short events, uint64_t want_usec)
 {
         for (;;) {
-                bool limited;
-                int ms = wait_ms(c, want_usec, &limited);
-                if (ms < 0)
+                enum conn_timeout limit;
+                int ms = wait_ms(c, want_usec, &limit);
+                if (ms < 0) {
+                        c->timed_out = limit;
                         return -ETIMEDOUT;
+                }
 
                 struct pollfd p = { .fd = c->fd, .events = events };
                 int r = poll(&p, 1, ms);
@@ -81,7 +138,10 @@ static int wait_for(struct conn *c, short events, uint64_t want_usec)
                 }
                 if (r > 0)
                         return 1;
-                return limited ? -ETIMEDOUT : 0;
+                if (limit == CONN_TIMEOUT_NONE)
+                        return 0;
+                c->timed_out = limit;
+                return -ETIMEDOUT;
         }
 }
 

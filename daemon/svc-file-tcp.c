@@ -4,7 +4,7 @@
  * on the same port (svc-lab-download.c), told apart by the first byte.
  *
  * Runs in the forked child.  Trusts nothing the client sends: the request is
- * read into a fixed buffer under the total deadline, decoded by
+ * read into a fixed buffer under the header deadline, decoded by
  * common/proto-file.c, its path checked lexically and then opened only
  * beneath the root (fileroot.c).  Data leaves with sendfile(2); the file is
  * fstat()ed again afterwards so a file that changed or shrank mid-transfer
@@ -87,6 +87,7 @@ static int serve_get(struct conn *c, struct file_session *s, const struct file_r
         _cleanup_close_ int fd = -1;
         struct file_info info;
         uint64_t sent = 0;
+        char why[160];
         int r;
 
         fd = file_get_prepare(s, req, &info);
@@ -130,9 +131,10 @@ static int serve_get(struct conn *c, struct file_session *s, const struct file_r
 
 io_failed:
         file_session_result(s, r == -ETIMEDOUT ? "timeout" : "send-failed", LOG_NOTICE,
-                            "%llu of %llu bytes sent: %s", (unsigned long long) sent,
+                            "%llu of %llu bytes sent: %s%s", (unsigned long long) sent,
                             (unsigned long long) info.length,
-                            r == -ETIMEDOUT ? "the client stopped reading" : strerror(-r));
+                            r == -ETIMEDOUT ? "the client stopped reading; " : "",
+                            r == -ETIMEDOUT ? conn_timeout_text(c, why, sizeof why) : strerror(-r));
         return r;
 }
 
@@ -290,6 +292,7 @@ static int serve_netlab(struct conn *c, struct file_session *s, uint8_t *buf, si
         r = read_at_least(c, buf, size, &n, NL_HEADER_SIZE + h.length);
         if (r < 0)
                 goto read_failed;
+        conn_header_done(c);
 
         r = file_request_decode(h.type, buf + NL_HEADER_SIZE, h.length, &req);
         if (r < 0)
@@ -300,7 +303,7 @@ static int serve_netlab(struct conn *c, struct file_session *s, uint8_t *buf, si
                 return send_refusal(c, s);
 
         /* The request is in: a download may now take as long as it
-         * progresses.  The total deadline bounded receiving the request
+         * progresses.  The header deadline bounded receiving the request
          * (slow-header clients); the idle timeout bounds every step of the
          * transfer. */
         c->deadline_usec = UINT64_MAX;
@@ -315,8 +318,16 @@ static int serve_netlab(struct conn *c, struct file_session *s, uint8_t *buf, si
         }
 
 read_failed:
-        if (r == -ETIMEDOUT)
-                return refuse(c, s, NL_STATUS_TIMEOUT, "the request did not arrive in time");
+        if (r == -ETIMEDOUT) {
+                /* The client's text is docs/PROTOCOL.md's; the log also
+                 * says which limit it was. */
+                char why[160];
+                (void) conn_timeout_text(c, why, sizeof why);
+                int k = refuse(c, s, NL_STATUS_TIMEOUT, "the request did not arrive in time");
+                file_session_result(s, "timeout", LOG_NOTICE, "the request did not arrive in time: %s",
+                                    why);
+                return k;
+        }
         if (r == -EPIPE)
                 /* Half-closed inside the request: answer anyway, the client
                  * may still be reading. */
@@ -365,8 +376,10 @@ static int svc_file_serve(struct conn *c)
                  * message service does (a lab client never gets here: it
                  * sends at once). */
                 static const char text[] = "error: no request arrived in time\n";
+                char why[160];
+                (void) conn_timeout_text(c, why, sizeof why);
                 (void) conn_write_all(c, text, strlen(text));
-                file_session_result(&s, "timeout", LOG_NOTICE, "no request arrived in time");
+                file_session_result(&s, "timeout", LOG_NOTICE, "no request arrived in time: %s", why);
         } else {
                 file_session_result(&s, "io-error", LOG_NOTICE, "reading the request failed: %s", strerror(-r));
         }

@@ -4,9 +4,10 @@
  * Runs in the forked child, called by svc-file-tcp.c when the first byte is
  * an ASCII digit.  The preamble (2 bytes, then 10 for commands 1 and 2) is
  * parsed incrementally by common/proto-lab.c, so it may arrive split at any
- * byte.  The lab client writes every byte it receives into its destination
- * file, so refusals get no error text, only a close and a log entry: text
- * would corrupt the student's file.  An offset at or past the end sends
+ * byte, but it must be complete by the header deadline.  The lab client
+ * writes every byte it receives into its destination file, so refusals get
+ * no error text, only a close and a log entry: text would corrupt the
+ * student's file.  An offset at or past the end sends
  * nothing and closes cleanly, as the lab server's fseek() past the end did. */
 #include <errno.h>
 #include <string.h>
@@ -34,7 +35,7 @@ int svc_lab_download_serve(struct conn *c, const struct file_options *o, const u
                 .result = "ok",
                 .priority = LOG_INFO,
         };
-        char detail[256] = "";
+        char detail[256] = "", why[160];
         _cleanup_close_ int root_fd = -1, fd = -1;
         size_t n = n_first < sizeof buf ? n_first : sizeof buf;
         uint64_t sent = 0;
@@ -64,14 +65,18 @@ int svc_lab_download_serve(struct conn *c, const struct file_options *o, const u
         if (r < 0) {
                 entry.result = r == -ETIMEDOUT ? "timeout" : "no-request";
                 entry.priority = LOG_NOTICE;
-                (void) xsnprintf(detail, sizeof detail, "%s",
-                                 r == -ETIMEDOUT ? "the lab request did not arrive in time"
-                                 : r == -EPIPE   ? "the client closed before its lab request was complete"
-                                                 : "reading the lab request failed");
+                if (r == -ETIMEDOUT)
+                        (void) xsnprintf(detail, sizeof detail, "the lab request did not arrive in time: %s",
+                                         conn_timeout_text(c, why, sizeof why));
+                else
+                        (void) xsnprintf(detail, sizeof detail, "%s",
+                                         r == -EPIPE ? "the client closed before its lab request was complete"
+                                                     : "reading the lab request failed");
                 goto finish;
         }
         entry.has_offset = true;
         entry.offset = req.offset;
+        conn_header_done(c);
         c->deadline_usec = UINT64_MAX; /* the transfer is bounded by the idle timeout */
 
         root_fd = fileroot_open_root(o->root);
@@ -109,9 +114,10 @@ int svc_lab_download_serve(struct conn *c, const struct file_options *o, const u
         } else if (r < 0) {
                 entry.result = r == -ETIMEDOUT ? "timeout" : "send-failed";
                 entry.priority = LOG_NOTICE;
-                (void) xsnprintf(detail, sizeof detail, "%llu of %llu bytes sent: %s",
+                (void) xsnprintf(detail, sizeof detail, "%llu of %llu bytes sent: %s%s",
                                  (unsigned long long) sent, (unsigned long long) (size - req.offset),
-                                 r == -ETIMEDOUT ? "the client stopped reading" : strerror(-r));
+                                 r == -ETIMEDOUT ? "the client stopped reading; " : "",
+                                 r == -ETIMEDOUT ? conn_timeout_text(c, why, sizeof why) : strerror(-r));
         }
 
 finish:

@@ -3,9 +3,11 @@
  *
  * Runs in the forked child.  Trusts nothing the client sends: the request is
  * parsed from a buffer capped at max_message plus framing, under the
- * connection's idle and total deadlines.  Every refusal is answered in the
- * client's own form (a frame, or an "error: ..." line) before the connection
- * is closed. */
+ * connection's idle timeout and header and total deadlines (the message is
+ * this service's whole request, so it must be in by the header deadline; the
+ * reply is bounded by the idle timeout and the total deadline).  Every
+ * refusal is answered in the client's own form (a frame, or an "error: ..."
+ * line) before the connection is closed. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,7 +202,7 @@ static int svc_message_serve(struct conn *c)
                 .remote_addr = c->remote_addr,
                 .remote_port = c->remote_port,
         };
-        char detail[256] = "";
+        char detail[256] = "", log_detail[384];
         size_t n = 0;
         bool end = false;
         int r;
@@ -225,8 +227,10 @@ static int svc_message_serve(struct conn *c)
                         r = conn_wait_readable(c, settle_usec);
                         /* Quiet for the settle time, or for the whole idle
                          * timeout when that is shorter: either way the text
-                         * is complete.  Only the total deadline is a timeout. */
-                        if (r == 0 || (r == -ETIMEDOUT && now_usec() < c->deadline_usec)) {
+                         * is complete.  Only a deadline is a timeout: a text
+                         * still trickling in at the header deadline is a
+                         * slow client's, refused like a partial frame. */
+                        if (r == 0 || (r == -ETIMEDOUT && c->timed_out == CONN_TIMEOUT_IDLE)) {
                                 end = true;
                                 continue;
                         }
@@ -246,6 +250,7 @@ static int svc_message_serve(struct conn *c)
 
         unsigned status;
         if (r == 0) {
+                conn_header_done(c);
                 struct out out = { .size = template_worst_case(o->reply, max) };
 
                 out.buf = malloc(out.size ? out.size : 1);
@@ -260,14 +265,25 @@ static int svc_message_serve(struct conn *c)
                 entry.text_len = req.text_len;
                 entry.result = r < 0 ? (r == -ETIMEDOUT ? "timeout" : "send-failed") : "ok";
                 entry.priority = r < 0 ? LOG_NOTICE : LOG_INFO;
-                if (r < 0)
+                if (r == -ETIMEDOUT) {
+                        char why[160];
+                        (void) xsnprintf(detail, sizeof detail, "sending the reply failed: %s",
+                                         conn_timeout_text(c, why, sizeof why));
+                } else if (r < 0)
                         (void) xsnprintf(detail, sizeof detail, "sending the reply failed: %s", strerror(-r));
         } else if (r == -ETIMEDOUT || r == -EBADMSG || r == -E2BIG || r == -EPROTONOSUPPORT) {
                 status = nl_status_from_errno(r);
-                if (r == -ETIMEDOUT)
+                if (r == -ETIMEDOUT) {
+                        char why[160];
                         (void) xsnprintf(detail, sizeof detail, "%s",
                                          n == 0 ? "no message arrived in time"
                                                 : "the rest of the message did not arrive in time");
+                        /* The client's text stays that of docs/PROTOCOL.md;
+                         * the log also says which limit it was. */
+                        (void) xsnprintf(log_detail, sizeof log_detail, "%s: %s", detail,
+                                         conn_timeout_text(c, why, sizeof why));
+                        entry.detail = log_detail;
+                }
                 else if (r == -E2BIG)
                         (void) xsnprintf(detail, sizeof detail, "message too long: more than %zu bytes", max);
                 else if (r == -EPROTONOSUPPORT)
@@ -294,7 +310,8 @@ static int svc_message_serve(struct conn *c)
                 (void) xsnprintf(detail, sizeof detail, "reading the request failed: %s", strerror(-r));
         }
 
-        entry.detail = detail[0] ? detail : NULL;
+        if (!entry.detail)
+                entry.detail = detail[0] ? detail : NULL;
         conn_end_request(c, &entry, MESSAGE_LINGER_USEC);
         return r < 0 ? r : 0;
 }

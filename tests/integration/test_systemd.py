@@ -438,7 +438,7 @@ def test_max_children_fit_under_tasksmax(box, tmp_path):
     socks = box.net_sockets(max_children + 1)
     try:
         # Idle clients from enough loopback addresses that max_per_source does not bite;
-        # each one's child waits for its message (idle_timeout 30 s).
+        # each one's child waits for its message (header_timeout 10 s).
         for i, s in enumerate(socks[:max_children]):
             s.settimeout(10)
             s.bind((f"127.0.0.{2 + i // per_source}", 0))

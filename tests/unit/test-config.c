@@ -232,6 +232,38 @@ static const struct bad_case bad_cases[] = {
           "        grace_period = -1;\n"
           "};\n" ONE_LISTENER,
           { { 2, "limits: grace_period: -1 is out of range 0..3600" } } },
+        { "header_timeout 0",
+          "limits = {\n"
+          "        header_timeout = 0;\n"
+          "};\n" ONE_LISTENER,
+          { { 2, "limits: header_timeout: 0 is out of range 1..3600" } } },
+        { "header_timeout 3601",
+          "limits = {\n"
+          "        header_timeout = 3601;\n"
+          "};\n" ONE_LISTENER,
+          { { 2, "limits: header_timeout: 3601 is out of range 1..3600" } } },
+        { "header_timeout a float",
+          "limits = {\n"
+          "        header_timeout = 2.5;\n"
+          "};\n" ONE_LISTENER,
+          { { 2, "limits: header_timeout: must be an integer, not a float" } } },
+        { "header_timeout longer than total_timeout",
+          "limits = {\n"
+          "        total_timeout = 20;\n"
+          "        header_timeout = 21;\n"
+          "};\n" ONE_LISTENER,
+          { { 3, "limits: header_timeout: 21 is longer than total_timeout (20), which ends every "
+                 "request first; lower header_timeout or raise total_timeout" } } },
+        { "header_timeout longer than the default total_timeout",
+          "limits = { header_timeout = 301; };\n" ONE_LISTENER,
+          { { 1, "limits: header_timeout: 301 is longer than total_timeout (300), which ends every "
+                 "request first; lower header_timeout or raise total_timeout" } } },
+        { "header_timeout with a total_timeout out of range: one report",
+          "limits = {\n"
+          "        header_timeout = 400;\n"
+          "        total_timeout = 0;\n"
+          "};\n" ONE_LISTENER,
+          { { 3, "limits: total_timeout: 0 is out of range 1..604800" } } },
         { "unknown service",
           "listeners = (\n"
           "        {\n"
@@ -674,6 +706,7 @@ static void check_default_limits(const struct config *c)
         CHECK_INT(c->limits.max_children, 256);
         CHECK_INT(c->limits.max_per_source, 16);
         CHECK_INT(c->limits.idle_timeout, 30);
+        CHECK_INT(c->limits.header_timeout, 10);
         CHECK_INT(c->limits.total_timeout, 300);
         CHECK_INT(c->limits.grace_period, 10);
 }
@@ -807,7 +840,7 @@ static void test_defaults(void)
 
         TEST_CASE("every limit and log key set, IPv4 listener");
         CHECK_ERR(load_text("limits = { max_children = 1; max_per_source = 65536; idle_timeout = 86400;\n"
-                            "           total_timeout = 604800; grace_period = 0; };\n"
+                            "           total_timeout = 604800; grace_period = 0; header_timeout = 3600; };\n"
                             "log = { target = \"stderr\"; level = \"debug\"; };\n"
                             "listeners = (\n"
                             "        { name = \"v4\"; service = \"message\"; transport = \"tcp\";\n"
@@ -825,6 +858,7 @@ static void test_defaults(void)
                 CHECK_INT(c->limits.max_per_source, 65536);
                 CHECK_INT(c->limits.idle_timeout, 86400);
                 CHECK_INT(c->limits.total_timeout, 604800);
+                CHECK_INT(c->limits.header_timeout, 3600);
                 CHECK_INT(c->limits.grace_period, 0);
                 CHECK_INT(c->log_target, LOG_TARGET_STDERR);
                 CHECK_INT(c->log_level, LOG_DEBUG);
@@ -841,6 +875,32 @@ static void test_defaults(void)
                 }
         }
         c = config_free(c);
+
+        /* How header_timeout and total_timeout combine (conn.c takes the
+         * smaller): equal is fine, and a total_timeout below the default
+         * header_timeout is fine when header_timeout is not set. */
+        static const struct {
+                const char *limits;
+                int64_t header, total;
+        } deadline_cases[] = {
+                { "limits = { header_timeout = 1; total_timeout = 1; };\n", 1, 1 },
+                { "limits = { header_timeout = 3600; total_timeout = 3600; };\n", 3600, 3600 },
+                { "limits = { total_timeout = 5; };\n", 10, 5 },
+                { "limits = { header_timeout = 2; total_timeout = 3; };\n", 2, 3 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(deadline_cases); i++) {
+                char text[512];
+
+                TEST_CASE("header_timeout with total_timeout: %s", deadline_cases[i].limits);
+                CHECK(xsnprintf(text, sizeof text, "%s%s", deadline_cases[i].limits, ONE_LISTENER) > 0);
+                CHECK_ERR(load_text(text, &rep, &c), 0);
+                CHECK_U64(rep.n, 0);
+                if (c) {
+                        CHECK_INT(c->limits.header_timeout, deadline_cases[i].header);
+                        CHECK_INT(c->limits.total_timeout, deadline_cases[i].total);
+                }
+                c = config_free(c);
+        }
 
         TEST_CASE("user and group: names at the edges of the rules");
         CHECK_ERR(load_text("log = { level = \"debug\"; };\n"
@@ -984,6 +1044,7 @@ static void test_defaults(void)
                         "limits.max_children\tinteger 1..65536, default 256\t",
                         "limits.max_per_source\tinteger 1..65536, default 16\t",
                         "limits.idle_timeout\tinteger 1..86400, default 30\t",
+                        "limits.header_timeout\tinteger 1..3600, default 10\t",
                         "limits.total_timeout\tinteger 1..604800, default 300\t",
                         "limits.grace_period\tinteger 0..3600, default 10\t",
                         "log.target\tone of auto|journal|stderr, default \"auto\"\t",
