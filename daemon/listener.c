@@ -360,13 +360,33 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* A shortage lasts as long as its cause, and a warning per 100 ms pause
+ * would be ten lines a second for all that time: one warning per interval,
+ * counting the pauses it did not log. */
+#define PAUSE_LOG_INTERVAL_USEC (10u * 1000u * 1000u)
+static uint64_t pause_logged_usec;
+static unsigned n_pauses_unlogged;
+
 /* Out of descriptors or memory: stop polling this listener for a moment
  * instead of spinning on a socket we cannot accept from (OpenBSD's
  * FD_RESERVE idea), and try again from a timer. */
 static void pause_listener(struct listener *l, int err)
 {
-        log_msg(LOG_WARNING, "listener '%s': accept failed: %s; pausing it for 100 ms",
-                l->cfg->name, strerror(err));
+        uint64_t now = now_usec();
+
+        if (pause_logged_usec == 0 || now - pause_logged_usec >= PAUSE_LOG_INTERVAL_USEC) {
+                if (n_pauses_unlogged > 0)
+                        log_msg(LOG_WARNING, "listener '%s': accept failed: %s; pausing it for 100 ms "
+                                "(%u more pause(s) since the last warning)", l->cfg->name, strerror(err),
+                                n_pauses_unlogged);
+                else
+                        log_msg(LOG_WARNING, "listener '%s': accept failed: %s; pausing it for 100 ms",
+                                l->cfg->name, strerror(err));
+                pause_logged_usec = now;
+                n_pauses_unlogged = 0;
+        } else {
+                n_pauses_unlogged++;
+        }
         (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
         if (!l->retry &&
             sd_event_add_time_relative(l->daemon->event, &l->retry, CLOCK_MONOTONIC, 100 * 1000, 0,
