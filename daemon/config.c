@@ -792,6 +792,86 @@ static void read_root(struct config_report *rep, config_t *lc, struct config *c)
         }
 }
 
+/* libconfig 1.5 opens an @include with fopen() and checks nothing: a
+ * directory makes its scanner exit() the process ("input in flex scanner
+ * failed") and a FIFO blocks it forever, which on SIGHUP would end or hang
+ * the running daemon.  So every @include is looked at first, found the way
+ * libconfig's scanner finds it (a line `[ \t]*@include[ \t]+"NAME"`, with \\
+ * and \" escapes in NAME, opened as include_dir "/" NAME, nested up to its
+ * depth of 10), and anything but a regular file is refused with its line.
+ * A missing file is left to libconfig, which reports it.  An @include inside
+ * a comment is checked too: refusing a commented-out FIFO is harmless.
+ * At most *budget @includes are looked at in all, so a file that includes
+ * itself many times costs no more than that (libconfig stops it at depth 10).
+ * Return: the number of problems reported. */
+#define INCLUDE_DEPTH_MAX 10
+#define INCLUDE_CHECK_MAX 256
+static unsigned includes_check(struct config_report *rep, const char *file, const char *report_as,
+                               const char *dir, unsigned depth, unsigned *budget)
+{
+        unsigned problems = 0;
+        char *line = NULL;
+        size_t line_size = 0;
+        int line_no = 0;
+
+        int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return 0;
+        FILE *f = fdopen(fd, "r");
+        if (!f) {
+                safe_close(fd);
+                return 0;
+        }
+        while (getline(&line, &line_size, f) >= 0) {
+                const char *p = line, *kw = "@include";
+                char name[4096], path[8192];
+                size_t n = 0;
+                struct stat st;
+
+                line_no++;
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                if (strncmp(p, kw, strlen(kw)) != 0)
+                        continue;
+                p += strlen(kw);
+                if (*p != ' ' && *p != '\t')
+                        continue;
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                if (*p++ != '"')
+                        continue;
+                if (*budget == 0)
+                        break;
+                (*budget)--;
+                for (; *p && *p != '"' && n + 1 < sizeof name; p++) {
+                        if (*p == '\\' && (p[1] == '\\' || p[1] == '"'))
+                                p++;
+                        name[n++] = *p;
+                }
+                if (*p != '"')
+                        continue; /* unterminated or too long: libconfig reports it */
+                name[n] = '\0';
+                if ((dir ? xsnprintf(path, sizeof path, "%s/%s", dir, name)
+                         : xsnprintf(path, sizeof path, "%s", name)) < 0)
+                        continue;
+
+                int ifd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+                if (ifd < 0)
+                        continue;
+                int r = fstat(ifd, &st);
+                safe_close(ifd);
+                if (r < 0 || !S_ISREG(st.st_mode)) {
+                        rep_report_file(rep, report_as, line_no, "@include \"%s\": not a regular file",
+                                        name);
+                        problems++;
+                } else if (depth + 1 < INCLUDE_DEPTH_MAX)
+                        problems += includes_check(rep, path, path, dir, depth + 1, budget);
+        }
+        free(line);
+        (void) fclose(f);
+        return problems;
+}
+
 int config_load(const char *path, config_report_fn report_fn, void *userdata, struct config **ret)
 {
         struct config_report rep = { .file = path, .fn = report_fn, .userdata = userdata };
@@ -826,9 +906,17 @@ int config_load(const char *path, config_report_fn report_fn, void *userdata, st
         config_init(&lc);
         /* @include "file" names a file beside the config (conf/guess-people.conf). */
         char dir[4096];
-        const char *slash = strrchr(path, '/');
+        const char *slash = strrchr(path, '/'), *include_dir = NULL;
         if (slash && xsnprintf(dir, sizeof dir, "%.*s", (int) (slash - path), path) >= 0)
-                config_set_include_dir(&lc, slash == path ? "/" : dir);
+                include_dir = slash == path ? "/" : dir;
+        if (include_dir)
+                config_set_include_dir(&lc, include_dir);
+        unsigned include_budget = INCLUDE_CHECK_MAX;
+        if (includes_check(&rep, path, NULL, include_dir, 0, &include_budget) > 0) {
+                config_destroy(&lc);
+                (void) fclose(f);
+                return -EINVAL;
+        }
         if (!config_read(&lc, f)) {
                 /* An error in an @include'd file is reported at that file's line. */
                 const char *efile = config_error_file(&lc);

@@ -189,6 +189,29 @@ def test_reload_invalid_config_keeps_old(daemon_factory):
     assert "reload refused" in log
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_include_of_a_non_file_is_refused_not_fatal(daemon_factory, tmp_path, kind):
+    """libconfig would exit() on an @include of a directory and block on a
+    FIFO (found by tests/fuzz/fuzz-config.c): both are refused with their
+    line, by --check-config and by a reload, and the daemon keeps serving."""
+    target = tmp_path / "inc-target"
+    if kind == "directory":
+        target.mkdir()
+    else:
+        os.mkfifo(target)
+    a = free_port()
+    d = daemon_factory(make_config([message_listener(a, reply="v1 %m")]))
+    os.symlink(target, d.workdir / "inc")       # @include paths are taken from the config's dir
+    bad = "\n" + '@include "inc"\n' + make_config([message_listener(a, reply="v2 %m")])
+    cfg = d.workdir / "bad.conf"
+    cfg.write_text(bad)
+    r = subprocess.run([NETLABD, "--check-config", "-c", cfg], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and f'{cfg}:2: @include "inc": not a regular file' in r.stderr, r
+    d.reload(bad)
+    assert raw_exchange(a, b"x\n") == b"v1 x\n"
+    assert '@include "inc": not a regular file' in d.log() and "reload refused" in d.log(), d.log()
+
+
 def test_reload_with_port_taken_keeps_old(daemon_factory):
     a, b = free_port(), free_port()
     d = daemon_factory(make_config([message_listener(a, reply="v1 %m")]))
