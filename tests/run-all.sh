@@ -6,6 +6,7 @@
 #      and the packaging tier (.deb and .rpm built, lintian, the .deb installed
 #      under that systemd)
 #   3. the whole pytest suite again against an ASan+UBSan build
+#   4. a 30-second libFuzzer run of every parser's fuzz target (tests/fuzz/)
 # Uses Debian's Python (/usr/bin/python3): the python3 on PATH may be a pyenv
 # build that cannot see python3-pytest.
 set -uo pipefail
@@ -34,6 +35,9 @@ if meson compile -C build-asan >/dev/null; then
 else
     echo "run-all: the ASan+UBSan build failed"; status=1
 fi
+
+step "fuzz targets, 30 s each (tests/fuzz/run.sh; clang, build-fuzz/)"
+tests/fuzz/run.sh --seconds 30 || status=1
 
 echo
 [ $status -eq 0 ] && echo "run-all: every test passed" || echo "run-all: FAILURES (see above)"

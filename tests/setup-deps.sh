@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 BUILD_DEPS=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libconfig-dev libinih-dev libssl-dev systemd)
 # debhelper..cpio: the packaging tier builds the .deb and .rpm and runs lintian;
 # bash-completion: the completion is tested with and without it.
+# clang..llvm-14: the libFuzzer targets (libclang-rt-14-dev is only a
+# Recommends of clang; llvm-14 gives crash reports their file:line).
 TEST_DEPS=(python3 python3-pytest systemd util-linux procps iproute2 nftables
-           debhelper dpkg-dev fakeroot lintian rpm cpio bash-completion)
+           debhelper dpkg-dev fakeroot lintian rpm cpio bash-completion
+           clang libclang-rt-14-dev llvm-14)
 want=("${BUILD_DEPS[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST_DEPS[@]}")
 
