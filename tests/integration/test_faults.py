@@ -36,7 +36,7 @@ import pytest
 from conftest import (BAD_LOG, NETLABCTL, echo_listener, file_listener, free_port, hold_child, make_config,
                       make_sparse, message_listener, netlabctl, sha256_file, sparse_sha256, udp_exchange,
                       udp_file_listener)
-from test_fetch import (EXIT_BUSY, EXIT_LOCAL_IO, EXIT_OK, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_TIMEOUT, RESULT_LINE,
+from test_fetch import (check_enospc_partial, EXIT_BUSY, EXIT_OK, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_TIMEOUT, RESULT_LINE,
                         meta_of, out_dir, part_of, procs, ram, rand_bytes, small_fs, wait_stopped)
 from test_privdrop import _skip_reason as privdrop_skip_reason, config as nobody_config, daemons, pdir, \
     world_readable_root
@@ -352,14 +352,7 @@ def test_enospc_udp_keeps_partial(daemon_factory, tmp_path, ctl_ini, small_fs):
     daemon_factory(make_config(both_listeners(port, root), limits=LIMITS))
     out = small_fs / "big"
     r = subprocess.run(fetch_cmd(port, True, "-o", out, "big", ini=ctl_ini), capture_output=True, timeout=60)
-    assert r.returncode == EXIT_LOCAL_IO, r.stderr
-    have = part_of(out).stat().st_size
-    assert 0 < have < len(data)
-    assert r.stderr == (f"netlabctl: writing {part_of(out)} failed after {have} of {len(data)} bytes: No space "
-                        f"left on device; the partial file {part_of(out)} was kept: run again with --resume to "
-                        f"continue\n").encode()
-    assert part_of(out).read_bytes() == data[:have]
-    assert meta_of(out).exists() and not out.exists()
+    have = check_enospc_partial(r, out, data)
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_fs)], check=True, timeout=30)
     r = resume(port, True, out, ctl_ini)
     assert int(RESULT_LINE.fullmatch(r.stdout)["resumed"]) == have

@@ -748,11 +748,9 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(d)], timeout=30)
 
 
-def test_enospc_keeps_partial(srv, ctl_ini, small_fs):
-    data = rand_bytes(3 * MIB, 11)
-    (srv.root / "big").write_bytes(data)
-    out = small_fs / "big"
-    r = fetch(srv, "-o", out, "big", ini=ctl_ini)
+def check_enospc_partial(r, out, data):
+    """A fetch that ran out of space: exit 8, the message, and a partial file
+    (with its meta file) that is a true prefix. Returns its length."""
     assert r.returncode == EXIT_LOCAL_IO, r.stderr
     have = part_of(out).stat().st_size
     assert 0 < have < len(data)
@@ -761,6 +759,15 @@ def test_enospc_keeps_partial(srv, ctl_ini, small_fs):
                         f"continue\n").encode()
     assert part_of(out).read_bytes() == data[:have]
     assert meta_of(out).exists() and not out.exists()
+    return have
+
+
+def test_enospc_keeps_partial(srv, ctl_ini, small_fs):
+    data = rand_bytes(3 * MIB, 11)
+    (srv.root / "big").write_bytes(data)
+    out = small_fs / "big"
+    r = fetch(srv, "-o", out, "big", ini=ctl_ini)
+    have = check_enospc_partial(r, out, data)
     # Room again: the resume completes it.
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_fs)], check=True, timeout=30)
     r = fetch(srv, "--resume", "-o", out, "big", ini=ctl_ini)
