@@ -186,3 +186,18 @@ class NetnsPair:
                 run(["ip", "netns", "del", ns], check=False)
             self.made = []
         assert not left, f"processes left in the namespaces: {left}"
+
+
+def pair_fixture(**kw):
+    """Body of a pytest fixture: skip when namespaces cannot be made here,
+    else yield a created NetnsPair(**kw) and destroy it afterwards."""
+    import pytest
+    why = skip_reason()
+    if why:
+        pytest.skip(why)
+    pair = NetnsPair(**kw)
+    try:
+        pair.create()
+        yield pair
+    finally:
+        pair.destroy()

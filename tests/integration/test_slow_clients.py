@@ -34,7 +34,7 @@ import pytest
 import conftest
 from conftest import (FILE_INFO, FILE_END, file_get, file_listener, frame, free_port, make_config,
                       make_sparse, message_listener, parse_frame, read_frame, recv_exact)
-from netns import NetnsPair, skip_reason
+from netns import pair_fixture
 
 MSG_SEND, MSG_REPLY = 0x01, 0x02
 OK, TIMEOUT = 0, 6
@@ -393,15 +393,7 @@ def test_reset_frees_child_at_once(daemon_factory, tmp_path, case):
 
 @pytest.fixture(scope="module")
 def net():
-    why = skip_reason()
-    if why:
-        pytest.skip(why)
-    pair = NetnsPair(server_addr="10.214.0.1", client_addr="10.214.0.2")
-    try:
-        pair.create()
-        yield pair
-    finally:
-        pair.destroy()
+    yield from pair_fixture(server_addr="10.214.0.1", client_addr="10.214.0.2")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import NETLABCTL, make_config, sha256_file, udp_file_listener
-from netns import NetnsPair, skip_reason
+from netns import pair_fixture
 from test_xfer import BLOCK_MAX, DATA, DATA_HEADER, XClient, rand_bytes, raw_get, udp_entries, wait_udp_entries
 from udprelay import RelayProcess
 
@@ -33,15 +33,7 @@ MTU_BLOCK = 1500 - 20 - 8 - DATA_HEADER   # IPv4 header, UDP header, DATA header
 
 @pytest.fixture(scope="module")
 def net():
-    why = skip_reason()
-    if why:
-        pytest.skip(why)
-    pair = NetnsPair()
-    try:
-        pair.create()
-        yield pair
-    finally:
-        pair.destroy()
+    yield from pair_fixture()
 
 
 @pytest.fixture
